@@ -1,0 +1,162 @@
+"""Typed errors raised by the CoinStats provider.
+
+Every HTTP answer that is not a success becomes one of these in exactly one place
+(:func:`airflow_provider_coinstats.api.responses.classify_response`); operators, sensors and triggers
+only ever catch these classes, never look at status codes.
+
+Messages name the endpoint and the requestId and never contain the API key or exchange
+credentials: secrets are scrubbed before a message is built.
+
+Example::
+
+    try:
+        hook.get_portfolio_value(portfolio_id)
+    except CoinStatsNotSyncedError:
+        ...  # not yet: poll again later
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CoinStatsError(Exception):
+    """Base class of every error raised by this provider.
+
+    ``retryable`` says whether the same request may succeed if sent again; the retry policy reads
+    it and nothing else.
+    """
+
+    retryable: ClassVar[bool] = False
+
+
+class CoinStatsValidationError(CoinStatsError, ValueError):
+    """Bad input caught before any request was sent (so no credits were spent).
+
+    ``field`` names the offending argument.
+
+    Example::
+
+        CoinStatsValidationError("address", "must be a non-empty string")
+        # str(): "address: must be a non-empty string"
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class CoinStatsConfigError(CoinStatsError, ValueError):
+    """The Airflow connection is unusable (bad host, plain http to a remote host, bad extra)."""
+
+
+class CoinStatsTransportError(CoinStatsError):
+    """No complete HTTP answer: connection refused or dropped, timeout. Retryable."""
+
+    retryable = True
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        self.method = method
+        self.path = path
+        self.reason = reason
+        super().__init__(f"CoinStats {method} {path}: no complete response ({reason})")
+
+
+class CoinStatsAPIError(CoinStatsError):
+    """CoinStats answered with an error status (or an unusable body).
+
+    Carries ``status_code``, the server's ``message``, its ``request_id`` and the request ``path``.
+
+    Example::
+
+        err.status_code, err.request_id  # -> (401, "0c6f...")
+    """
+
+    #: The status this class stands for; ``None`` on classes covering a range.
+    status: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.retry_after = retry_after
+        rid = f" (requestId={request_id})" if request_id else ""
+        super().__init__(f"CoinStats {method} {path} answered {status_code}: {message}{rid}")
+
+
+class CoinStatsBadRequestError(CoinStatsAPIError):
+    """400: CoinStats rejected the request's parameters or body."""
+
+    status = 400
+
+
+class CoinStatsUnauthorizedError(CoinStatsAPIError):
+    """401: the API key is invalid, or an exchange rejected the connection's credentials."""
+
+    status = 401
+
+
+class CoinStatsForbiddenError(CoinStatsAPIError):
+    """403: the plan does not include this resource."""
+
+    status = 403
+
+
+class CoinStatsNotFoundError(CoinStatsAPIError):
+    """404: unknown portfolio or path."""
+
+    status = 404
+
+
+class CoinStatsCreditsExhaustedError(CoinStatsAPIError):
+    """406: the account's credits are used up; it lasts until the plan renews, so never retried."""
+
+    status = 406
+
+
+class CoinStatsNotSyncedError(CoinStatsAPIError):
+    """409 "Transactions not synced": the portfolio is still syncing. Means "not yet", not failure."""
+
+    status = 409
+
+
+class CoinStatsRateLimitedError(CoinStatsAPIError):
+    """429: too many requests. Retried after ``retry_after`` seconds when the server says so."""
+
+    status = 429
+    retryable = True
+
+
+class CoinStatsServerError(CoinStatsAPIError):
+    """500/502/503/504: a passing server fault, retried. Other 5xx (e.g. 501) stay plain API errors."""
+
+    retryable = True
+
+
+class CoinStatsInvalidResponseError(CoinStatsAPIError):
+    """A 2xx whose body is not complete JSON (truncated or not JSON at all). Retryable."""
+
+    retryable = True
+
+
+#: Errors that a retry of the Airflow task cannot fix: a wrong key, plan limits, exhausted
+#: credits. Operators and sensors fail at once on these instead of spending task retries.
+PERMANENT_ERRORS: tuple[type[CoinStatsError], ...] = (
+    CoinStatsUnauthorizedError,
+    CoinStatsForbiddenError,
+    CoinStatsCreditsExhaustedError,
+    CoinStatsValidationError,
+    CoinStatsConfigError,
+)

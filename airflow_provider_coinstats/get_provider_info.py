@@ -1,0 +1,67 @@
+"""Provider metadata for Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+ProvidersManager imports this in the scheduler, API server, triggerer and every worker, so it
+imports nothing. ``package-name`` must equal the distribution name or discovery fails for the
+whole installation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_HOOK = "airflow_provider_coinstats.hooks.coinstats.CoinStatsHook"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider info dict (the shape of Apache providers' ``get_provider_info``)."""
+    return {
+        "package-name": "airflow-provider-coinstats",
+        "name": "CoinStats",
+        "description": "Connect wallets and exchange accounts to CoinStats, wait for sync and read portfolio data.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "CoinStats",
+                "external-doc-url": "https://coinstats.app/api-docs/",
+                "tags": ["service"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "coinstats",
+                "hook-class-name": _HOOK,
+                "hook-name": "CoinStats",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "schema", "port"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://openapiv1.coinstats.app",
+                        "password": "your CoinStats API key",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds per request)",
+                        "description": "Read and connect timeout of every request. Default 30.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 30},
+                    },
+                    "max_attempts": {
+                        "label": "Max attempts per call",
+                        "description": "Attempts for retryable failures (429, 5xx, timeouts). Default 5.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 5},
+                    },
+                    "auth_type": {
+                        "label": "Auth header",
+                        "description": "x-api-key (default) sends X-API-KEY; bearer sends Authorization: Bearer.",
+                        "schema": {"type": ["string", "null"], "enum": ["x-api-key", "bearer", None]},
+                    },
+                },
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "CoinStats",
+                "python-modules": ["airflow_provider_coinstats.hooks.coinstats"],
+            }
+        ],
+    }

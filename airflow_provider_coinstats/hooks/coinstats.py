@@ -1,0 +1,404 @@
+"""``CoinStatsHook``: the CoinStats API from Airflow, on requests + tenacity.
+
+The hook reads the API key from an Airflow connection of type ``coinstats`` and offers one method
+per endpoint the provider needs. Requests are built (and validated) by
+:mod:`airflow_provider_coinstats.api.operations`, answers are classified into typed exceptions by
+:mod:`airflow_provider_coinstats.api.responses`, and retries follow
+:mod:`airflow_provider_coinstats.api.retry`; the hook adds connection handling, credit accounting
+and pagination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from airflow_provider_coinstats._compat import BaseHook, mask_secret
+from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api.catalog import BASE_URL, MAX_PAGE_LIMIT
+from airflow_provider_coinstats.api.settings import ClientSettings
+from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsInvalidResponseError
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_provider_coinstats.api.operations import ApiRequest
+    from airflow_provider_coinstats.api.transport import SyncTransport
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    """What POST /portfolio/wallet and /portfolio/exchange answer.
+
+    ``status`` is ``connected`` for a new portfolio and ``existing`` when CoinStats already had
+    it, which is what makes connect safe to retry.
+
+    Example::
+
+        ConnectResult(portfolio_id="66c1...", connection_id="ethereum", status="connected")
+    """
+
+    portfolio_id: str
+    connection_id: str
+    status: Literal["connected", "existing"]
+
+    @classmethod
+    def from_json(cls, payload: Any, request: ApiRequest) -> ConnectResult:
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("portfolioId"), str)
+            or not payload["portfolioId"]
+            or payload.get("status") not in ("connected", "existing")
+        ):
+            raise CoinStatsInvalidResponseError(
+                200,
+                "connect answer lacks portfolioId or a status of connected/existing",
+                method=request.method,
+                path=request.path,
+            )
+        return cls(
+            portfolio_id=payload["portfolioId"],
+            connection_id=str(payload.get("connectionId") or ""),
+            status=payload["status"],
+        )
+
+
+class CoinStatsHook(BaseHook):
+    """Talk to the CoinStats API with the key from an Airflow connection.
+
+    The connection (type ``coinstats``) keeps the API key in ``password``; ``host`` is optional
+    (default ``https://openapiv1.coinstats.app``; a loopback ``http://`` URL such as the sandbox's
+    is accepted); extras ``timeout`` (seconds, default 30), ``max_attempts`` (default 5) and
+    ``auth_type`` (``x-api-key`` or ``bearer``).
+
+    Example::
+
+        hook = CoinStatsHook(coinstats_conn_id="coinstats_default")
+        result = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum")
+        for tx in hook.iter_portfolio_transactions(result.portfolio_id):
+            ...
+        hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
+    """
+
+    conn_name_attr = "coinstats_conn_id"
+    default_conn_name = "coinstats_default"
+    conn_type = "coinstats"
+    hook_name = "CoinStats"
+
+    #: Connection extras understood by the hook (also declared in the provider info).
+    extra_fields: ClassVar[tuple[str, ...]] = (
+        "timeout",
+        "max_attempts",
+        "auth_type",
+        "backoff_base",
+        "backoff_max",
+        "retry_after_max",
+        "max_retry_time",
+    )
+
+    def __init__(self, coinstats_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.coinstats_conn_id = coinstats_conn_id
+        self.credits_spent = 0
+        self._transport: SyncTransport | None = None
+
+    # --- connection -----------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Request settings read from the connection (once per hook)."""
+        conn = self.get_connection(self.coinstats_conn_id)
+        settings = ClientSettings.from_connection(
+            host=conn.host,
+            password=conn.password,
+            extra=normalize_extra(conn.extra_dejson),
+            schema=conn.schema,
+            port=conn.port,
+            conn_id=self.coinstats_conn_id,
+        )
+        mask_secret(settings.api_key)
+        return settings
+
+    @property
+    def transport(self) -> SyncTransport:
+        if self._transport is None:
+            from airflow_provider_coinstats.api.transport import SyncTransport
+
+            self._transport = SyncTransport(self.settings, self.log)
+        return self._transport
+
+    def get_conn(self) -> requests.Session:
+        """The pooled ``requests.Session`` every call of this hook goes through."""
+        return self.transport.session
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def run(self, request: ApiRequest) -> Any:
+        """Send one request (with retries) and return its decoded JSON."""
+        payload = self.transport.send(request)
+        self.credits_spent += request.credits
+        return payload
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with GET /usage/credits, which costs no credits."""
+        try:
+            usage = self.get_usage_credits()
+        except CoinStatsError as err:
+            return False, str(err)
+        remaining = usage.get("remainingCredits") if isinstance(usage, dict) else None
+        return True, f"Connected to CoinStats at {self.settings.base_url}; remaining credits: {remaining}"
+
+    # --- connect --------------------------------------------------------------------------------
+
+    def connect_wallet(self, address: str, blockchain: str, name: str | None = None) -> ConnectResult:
+        """Create (or find) the tracked portfolio for a wallet. 40 credits."""
+        request = ops.connect_wallet(address, blockchain, name)
+        return ConnectResult.from_json(self.run(request), request)
+
+    def connect_exchange(
+        self, exchange: str, connection_fields: Mapping[str, str], name: str | None = None
+    ) -> ConnectResult:
+        """Create (or find) the tracked portfolio for an exchange account. 10 credits."""
+        request = ops.connect_exchange(exchange, connection_fields, name)
+        for value in request.secrets:
+            mask_secret(value)
+        return ConnectResult.from_json(self.run(request), request)
+
+    # --- portfolio management ------------------------------------------------------------------
+
+    def list_portfolios(self) -> list[dict[str, Any]]:
+        return _items(self.run(ops.list_portfolios()), ops.list_portfolios(), ("result",))
+
+    def get_portfolio_status(self, portfolio_id: str) -> str:
+        """``syncing`` or ``synced``."""
+        request = ops.portfolio_status(portfolio_id)
+        payload = self.run(request)
+        status = payload.get("status") if isinstance(payload, dict) else None
+        if not isinstance(status, str):
+            raise CoinStatsInvalidResponseError(
+                200, "status answer has no 'status' field", method=request.method, path=request.path
+            )
+        return status
+
+    def sync_portfolio(self, portfolio_id: str | None) -> dict[str, Any]:
+        """Start a re-sync. Without a portfolio id every API portfolio is synced, at 10x cost."""
+        return _object(self.run(ops.portfolio_sync(portfolio_id)))
+
+    def delete_portfolio(self, portfolio_id: str) -> dict[str, Any]:
+        return _object(self.run(ops.delete_portfolio(portfolio_id)))
+
+    # --- portfolio data -------------------------------------------------------------------------
+
+    def get_portfolio_value(self, portfolio_id: str, currency: str = "USD") -> dict[str, Any]:
+        return _object(self.run(ops.portfolio_value(portfolio_id, currency)))
+
+    def iter_portfolio_coins(
+        self, portfolio_id: str, *, limit: int = MAX_PAGE_LIMIT, include_risk_score: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Holdings, fetched page by page."""
+        return self._paginate(
+            lambda page: ops.portfolio_coins(portfolio_id, page, limit, include_risk_score),
+            limit,
+            ("result",),
+        )
+
+    def get_portfolio_coins(
+        self, portfolio_id: str, include_risk_score: bool = False
+    ) -> list[dict[str, Any]]:
+        """All holdings as a list (a portfolio has tens of coins, not millions)."""
+        return list(self.iter_portfolio_coins(portfolio_id, include_risk_score=include_risk_score))
+
+    def get_portfolio_chart(self, portfolio_id: str, chart_type: str = "1m") -> list[list[float]]:
+        """``[[timestamp_ms, usd, btc, eth], ...]``."""
+        request = ops.portfolio_chart(portfolio_id, chart_type)
+        return _items(self.run(request), request, ("result",))  # type: ignore[return-value]
+
+    def iter_portfolio_transactions(
+        self,
+        portfolio_id: str,
+        *,
+        currency: str = "USD",
+        limit: int = MAX_PAGE_LIMIT,
+        coin_id: str | None = None,
+        from_date: str | None = None,
+        to_date: str | None = None,
+        start_page: int = 1,
+    ) -> Iterator[dict[str, Any]]:
+        """Transactions, newest first, fetched page by page: memory is bounded by one page."""
+        return self._paginate(
+            lambda page: ops.portfolio_transactions(
+                portfolio_id,
+                currency=currency,
+                page=page,
+                limit=limit,
+                coin_id=coin_id,
+                from_date=from_date,
+                to_date=to_date,
+            ),
+            limit,
+            ("data", "result"),
+            start_page=start_page,
+        )
+
+    def get_portfolio_defi(self, portfolio_id: str) -> dict[str, Any]:
+        """DeFi positions. Expensive: 400 credits."""
+        return _object(self.run(ops.portfolio_defi(portfolio_id)))
+
+    def iter_portfolio_snapshot_items(
+        self,
+        portfolio_id: str,
+        *,
+        limit: int = MAX_PAGE_LIMIT,
+        from_date: str | None = None,
+        to_date: str | None = None,
+        coin_ids: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Daily balance snapshots, page by page. Expensive: 500 credits per page."""
+        return self._paginate(
+            lambda page: ops.portfolio_snapshot_items(
+                portfolio_id,
+                page=page,
+                limit=limit,
+                from_date=from_date,
+                to_date=to_date,
+                coin_ids=list(coin_ids) if coin_ids is not None else None,
+            ),
+            limit,
+            ("result",),
+        )
+
+    def get_portfolio_pl_history(
+        self,
+        portfolio_id: str,
+        *,
+        interval: str = "daily",
+        range_: str = "1m",
+        from_date: str | None = None,
+        to_date: str | None = None,
+        currency: str = "USD",
+    ) -> list[dict[str, Any]]:
+        """Cash-flow-adjusted profit and loss over time. 25 credits."""
+        request = ops.portfolio_pl_history(
+            portfolio_id,
+            interval=interval,
+            range_=range_,
+            from_date=from_date,
+            to_date=to_date,
+            currency=currency,
+        )
+        return _items(self.run(request), request, ("result", "data"))
+
+    # --- discovery and account ------------------------------------------------------------------
+
+    def get_blockchains(self) -> list[dict[str, Any]]:
+        """Networks POST /portfolio/wallet accepts (``connectionId`` is the blockchain id)."""
+        request = ops.wallet_blockchains()
+        return _items(self.run(request), request, ("result",))
+
+    def get_supported_exchanges(self) -> list[dict[str, Any]]:
+        """Exchanges with the ``connectionFields`` each one requires."""
+        request = ops.exchange_support()
+        return _items(self.run(request), request, ("result",))
+
+    def get_usage_credits(self) -> dict[str, Any]:
+        """``{totalCredits, usedCredits, remainingCredits, subscription}``; free."""
+        return _object(self.run(ops.usage_credits()))
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _paginate(
+        self,
+        build: Callable[[int], ApiRequest],
+        limit: int,
+        keys: tuple[str, ...],
+        start_page: int = 1,
+    ) -> Iterator[dict[str, Any]]:
+        # Validate page/limit now, so bad input fails before the generator is first advanced
+        # and before any request.
+        build(start_page)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            page = start_page
+            while True:
+                request = build(page)
+                items = _items(self.run(request), request, keys)
+                yield from items
+                # The API returns no totals: a short page is the last one.
+                if len(items) < limit:
+                    return
+                page += 1
+
+        return pages()
+
+    # --- connection form (Airflow < 3.2; 3.2+ reads the provider info instead) -------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["login", "schema", "port"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {"host": BASE_URL, "password": "your CoinStats API key"},
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import IntegerField, StringField
+            from wtforms.validators import NumberRange, Optional
+        except ImportError:  # no FAB UI installed: the declarative fields are used
+            return {}
+        return {
+            "timeout": IntegerField(
+                lazy_gettext("Timeout (seconds per request)"),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=1)],
+                default=30,
+            ),
+            "max_attempts": IntegerField(
+                lazy_gettext("Max attempts per call"),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=1)],
+                default=5,
+            ),
+            "auth_type": StringField(
+                lazy_gettext("Auth header (x-api-key or bearer)"),
+                widget=BS3TextFieldWidget(),
+                default="x-api-key",
+            ),
+        }
+
+
+def normalize_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accept both plain extra keys and the ``extra__coinstats__<field>`` form older UIs store."""
+    prefix = "extra__coinstats__"
+    out: dict[str, Any] = {}
+    for key, value in (extra or {}).items():
+        out[key.removeprefix(prefix)] = value
+    return out
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    return payload if isinstance(payload, dict) else {"result": payload}
+
+
+def _items(payload: Any, request: ApiRequest, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The list of records in an answer: a bare list, or the first of ``keys`` that holds one."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        for key in keys:
+            if isinstance(payload.get(key), list):
+                return payload[key]  # type: ignore[no-any-return]
+    raise CoinStatsInvalidResponseError(
+        200,
+        f"expected a list (or an object with {' or '.join(keys)}) in the answer",
+        method=request.method,
+        path=request.path,
+    )
