@@ -151,9 +151,12 @@ class CoinStatsInvalidResponseError(CoinStatsAPIError):
     retryable = True
 
 
-#: Errors that a retry of the Airflow task cannot fix: a wrong key, plan limits, exhausted
-#: credits. Operators and sensors fail at once on these instead of spending task retries.
+#: Errors that a retry of the Airflow task cannot fix: bad input, a wrong key, plan limits,
+#: exhausted credits, an unknown portfolio. Operators fail at once on these instead of spending
+#: task retries. (A 409 is not here: it means "not yet", and only waiting fixes it.)
 PERMANENT_ERRORS: tuple[type[CoinStatsError], ...] = (
+    CoinStatsBadRequestError,
+    CoinStatsNotFoundError,
     CoinStatsUnauthorizedError,
     CoinStatsForbiddenError,
     CoinStatsCreditsExhaustedError,

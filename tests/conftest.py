@@ -33,7 +33,5 @@ FAST_RETRY = {
 @pytest.fixture
 def coinstats_conn(coinstats_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The sandbox, reset, with ``coinstats_default`` pointing at it."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_COINSTATS_DEFAULT", coinstats_sandbox.airflow_connection(extra=FAST_RETRY)
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_COINSTATS_DEFAULT", coinstats_sandbox.airflow_connection(extra=FAST_RETRY))
     return coinstats_sandbox

@@ -16,9 +16,7 @@ REQ = ops.portfolio_coins("p1")
 
 
 def envelope(status: int, message: str = "boom", request_id: str = "rid-1") -> bytes:
-    return json.dumps(
-        {"statusCode": status, "message": message, "requestId": request_id, "path": "/x"}
-    ).encode()
+    return json.dumps({"statusCode": status, "message": message, "requestId": request_id, "path": "/x"}).encode()
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
 from airflow_provider_coinstats.api.retry import async_retrying
-from airflow_provider_coinstats.api.settings import ClientSettings
+from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
 from airflow_provider_coinstats.exceptions import CoinStatsTransportError
 
 
@@ -63,8 +63,9 @@ class AsyncTransport:
             secrets=(self.settings.api_key,),
         )
 
-    async def send(self, request: ApiRequest) -> Any:
-        async for attempt in async_retrying(request, self.settings.retry, self.log):
+    async def send(self, request: ApiRequest, retry: RetrySettings | None = None) -> Any:
+        """Send with retries (``retry`` overrides the connection's bounds for this call)."""
+        async for attempt in async_retrying(request, retry or self.settings.retry, self.log):
             with attempt:
                 return await self.send_once(request)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

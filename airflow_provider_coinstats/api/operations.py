@@ -109,9 +109,7 @@ def page_params(page: int, limit: int) -> dict[str, str]:
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
         raise CoinStatsValidationError("page", f"must be an integer >= 1, got {page!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise CoinStatsValidationError(
-            "limit", f"must be an integer from 1 to {MAX_PAGE_LIMIT}, got {limit!r}"
-        )
+        raise CoinStatsValidationError("limit", f"must be an integer from 1 to {MAX_PAGE_LIMIT}, got {limit!r}")
     return {"page": str(page), "limit": str(limit)}
 
 
@@ -144,16 +142,12 @@ def connect_exchange(exchange: object, connection_fields: object, name: object =
     """
     exchange_id = require_text("exchange", exchange)
     if not isinstance(connection_fields, Mapping) or not connection_fields:
-        raise CoinStatsValidationError(
-            "connection_fields", "must be a non-empty mapping of field name to string value"
-        )
+        raise CoinStatsValidationError("connection_fields", "must be a non-empty mapping of field name to string value")
     fields: dict[str, str] = {}
     for key, value in connection_fields.items():
         label = f"connection_fields[{key!r}]"
         if not isinstance(key, str) or not key.strip():
-            raise CoinStatsValidationError(
-                "connection_fields", f"has a key that is not a non-empty string: {key!r}"
-            )
+            raise CoinStatsValidationError("connection_fields", f"has a key that is not a non-empty string: {key!r}")
         if not isinstance(value, str):
             # Never echo the value: it may be a credential.
             raise CoinStatsValidationError(label, f"must be a string, got {type(value).__name__}")
@@ -259,9 +253,7 @@ def portfolio_snapshot_items(
 ) -> ApiRequest:
     ids: str | None = None
     if coin_ids is not None:
-        if not isinstance(coin_ids, list | tuple) or not all(
-            isinstance(c, str) and c.strip() for c in coin_ids
-        ):
+        if not isinstance(coin_ids, list | tuple) or not all(isinstance(c, str) and c.strip() for c in coin_ids):
             raise CoinStatsValidationError("coin_ids", "must be a list of non-empty coin id strings")
         ids = ",".join(str(c).strip() for c in coin_ids) or None
     return _request(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -53,6 +53,8 @@ class ClientSettings:
     auth_type: AuthType = "x-api-key"
     timeout: float = DEFAULT_TIMEOUT
     retry: RetrySettings = RetrySettings()
+    #: Web link to a portfolio with ``{portfolio_id}``; extra ``portfolio_url_template``.
+    portfolio_url_template: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -86,8 +88,7 @@ class ClientSettings:
         auth_type = str(extra.get("auth_type") or "x-api-key").lower()
         if auth_type not in ("x-api-key", "bearer"):
             raise CoinStatsConfigError(
-                f"Connection {conn_id!r}: extra 'auth_type' must be 'x-api-key' or 'bearer', "
-                f"got {auth_type!r}"
+                f"Connection {conn_id!r}: extra 'auth_type' must be 'x-api-key' or 'bearer', got {auth_type!r}"
             )
         defaults = RetrySettings()
         retry = RetrySettings(
@@ -103,7 +104,35 @@ class ClientSettings:
             auth_type="bearer" if auth_type == "bearer" else "x-api-key",
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001),
             retry=retry,
+            portfolio_url_template=str(extra["portfolio_url_template"])
+            if extra.get("portfolio_url_template")
+            else None,
         )
+
+
+def settings_from_connection(conn: Any, conn_id: str) -> ClientSettings:
+    """Settings from an Airflow ``Connection`` (sync or async lookup alike)."""
+    return ClientSettings.from_connection(
+        host=conn.host,
+        password=conn.password,
+        extra=normalize_extra(conn.extra_dejson),
+        schema=conn.schema,
+        port=conn.port,
+        conn_id=conn_id,
+    )
+
+
+def normalize_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accept both plain extra keys and the ``extra__coinstats__<field>`` form older UIs store."""
+    prefix = "extra__coinstats__"
+    return {key.removeprefix(prefix): value for key, value in (extra or {}).items()}
+
+
+def with_max_attempts(settings: ClientSettings, max_attempts: int | None) -> ClientSettings:
+    """The same settings with a different attempt budget (sensors set it from their failure budget)."""
+    if max_attempts is None:
+        return settings
+    return replace(settings, retry=replace(settings.retry, max_attempts=max_attempts))
 
 
 def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str, minimum: float = 0.0) -> float:
@@ -113,9 +142,7 @@ def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str, mi
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise CoinStatsConfigError(
-            f"Connection {conn_id!r}: extra {key!r} must be a number, got {raw!r}"
-        ) from None
+        raise CoinStatsConfigError(f"Connection {conn_id!r}: extra {key!r} must be a number, got {raw!r}") from None
     if value < minimum:
         raise CoinStatsConfigError(f"Connection {conn_id!r}: extra {key!r} must be >= {minimum}, got {raw!r}")
     return value
@@ -153,21 +180,15 @@ def resolve_base_url(
     if not raw:
         return BASE_URL
     if "://" not in raw:
-        scheme = (
-            (schema or "").strip().lower() if (schema or "").strip().lower() in ("http", "https") else "https"
-        )
+        scheme = (schema or "").strip().lower() if (schema or "").strip().lower() in ("http", "https") else "https"
         raw = f"{scheme}://{raw}"
     try:
         parts = urlsplit(raw)
         parsed_port = parts.port
     except ValueError as err:
-        raise CoinStatsConfigError(
-            f"Connection {conn_id!r}: host {host!r} is not a valid URL ({err})"
-        ) from None
+        raise CoinStatsConfigError(f"Connection {conn_id!r}: host {host!r} is not a valid URL ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CoinStatsConfigError(
-            f"Connection {conn_id!r}: host must be a host name or an http(s) URL, got {host!r}"
-        )
+        raise CoinStatsConfigError(f"Connection {conn_id!r}: host must be a host name or an http(s) URL, got {host!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise CoinStatsConfigError(
             f"Connection {conn_id!r}: host must not carry credentials, a query or a fragment; "

@@ -17,7 +17,7 @@ from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
 from airflow_provider_coinstats.api.retry import retrying
-from airflow_provider_coinstats.api.settings import ClientSettings
+from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
 from airflow_provider_coinstats.exceptions import CoinStatsTransportError
 
 # Everything requests raises when no complete answer arrived: refused or reset connections,
@@ -67,9 +67,12 @@ class SyncTransport:
             request, response.status_code, response.headers, body, secrets=(self.settings.api_key,)
         )
 
-    def send(self, request: ApiRequest) -> Any:
-        """Send with retries; returns decoded JSON or raises a typed :class:`CoinStatsError`."""
-        for attempt in retrying(request, self.settings.retry, self.log):
+    def send(self, request: ApiRequest, retry: RetrySettings | None = None) -> Any:
+        """Send with retries; returns decoded JSON or raises a typed :class:`CoinStatsError`.
+
+        ``retry`` overrides the connection's bounds for this call.
+        """
+        for attempt in retrying(request, retry or self.settings.retry, self.log):
             with attempt:
                 return self.send_once(request)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from airflow_provider_coinstats._compat import BaseHook, mask_secret
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.api.catalog import BASE_URL, MAX_PAGE_LIMIT
-from airflow_provider_coinstats.api.settings import ClientSettings
+from airflow_provider_coinstats.api.settings import (
+    ClientSettings,
+    settings_from_connection,
+    with_max_attempts,
+)
 from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsInvalidResponseError
 
 if TYPE_CHECKING:
@@ -96,11 +100,14 @@ class CoinStatsHook(BaseHook):
         "backoff_max",
         "retry_after_max",
         "max_retry_time",
+        "portfolio_url_template",
     )
 
-    def __init__(self, coinstats_conn_id: str = default_conn_name) -> None:
+    def __init__(self, coinstats_conn_id: str = default_conn_name, max_attempts: int | None = None) -> None:
         super().__init__()
         self.coinstats_conn_id = coinstats_conn_id
+        #: Overrides the connection's ``max_attempts`` (sensors derive it from their failure budget).
+        self.max_attempts = max_attempts
         self.credits_spent = 0
         self._transport: SyncTransport | None = None
 
@@ -110,14 +117,7 @@ class CoinStatsHook(BaseHook):
     def settings(self) -> ClientSettings:
         """Request settings read from the connection (once per hook)."""
         conn = self.get_connection(self.coinstats_conn_id)
-        settings = ClientSettings.from_connection(
-            host=conn.host,
-            password=conn.password,
-            extra=normalize_extra(conn.extra_dejson),
-            schema=conn.schema,
-            port=conn.port,
-            conn_id=self.coinstats_conn_id,
-        )
+        settings = with_max_attempts(settings_from_connection(conn, self.coinstats_conn_id), self.max_attempts)
         mask_secret(settings.api_key)
         return settings
 
@@ -207,9 +207,7 @@ class CoinStatsHook(BaseHook):
             ("result",),
         )
 
-    def get_portfolio_coins(
-        self, portfolio_id: str, include_risk_score: bool = False
-    ) -> list[dict[str, Any]]:
+    def get_portfolio_coins(self, portfolio_id: str, include_risk_score: bool = False) -> list[dict[str, Any]]:
         """All holdings as a list (a portfolio has tens of coins, not millions)."""
         return list(self.iter_portfolio_coins(portfolio_id, include_risk_score=include_risk_score))
 
@@ -373,15 +371,6 @@ class CoinStatsHook(BaseHook):
                 default="x-api-key",
             ),
         }
-
-
-def normalize_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Accept both plain extra keys and the ``extra__coinstats__<field>`` form older UIs store."""
-    prefix = "extra__coinstats__"
-    out: dict[str, Any] = {}
-    for key, value in (extra or {}).items():
-        out[key.removeprefix(prefix)] = value
-    return out
 
 
 def _object(payload: Any) -> dict[str, Any]:

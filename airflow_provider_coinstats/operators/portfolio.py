@@ -1,0 +1,265 @@
+"""Operators that connect a wallet or an exchange account to CoinStats as a tracked portfolio.
+
+Both push the portfolioId as their return value (XCom ``return_value``), plus ``portfolio_id``,
+``connection_status`` (``connected`` or ``existing``) and ``portfolio_url`` right after the
+connect call, before any waiting. Connecting is idempotent at CoinStats (the same wallet or
+account answers ``existing`` with the same id), so a retry after a lost answer never makes a
+second portfolio.
+
+Importing this module is cheap: the hook (and ``requests``) are loaded inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_coinstats._compat import AirflowFailException, BaseHook, mask_secret
+from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.exceptions import PERMANENT_ERRORS, CoinStatsValidationError
+from airflow_provider_coinstats.links.portfolio import (
+    PORTFOLIO_URL_XCOM_KEY,
+    CoinStatsPortfolioLink,
+    portfolio_url,
+)
+from airflow_provider_coinstats.sync_probe import (
+    check_event,
+    outcome_message,
+    raise_for_outcome,
+    validate_probe,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook, ConnectResult
+
+
+@contextmanager
+def fail_fast_on_permanent_errors() -> Iterator[None]:
+    """Errors no retry can fix (bad input, wrong key, plan, credits) fail without task retries."""
+    try:
+        yield
+    except PERMANENT_ERRORS as error:
+        raise AirflowFailException(str(error)) from None
+
+
+def closest(value: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """The supported ids nearest to a mistyped one (for error messages)."""
+    return difflib.get_close_matches(value, choices, n=n, cutoff=0.4) or list(choices[:n])
+
+
+class _ConnectPortfolioOperator(BaseOperator):
+    """Shared flow: validate, connect, push XCom, optionally defer until synced."""
+
+    operator_extra_links = (CoinStatsPortfolioLink(),)
+    ui_color = "#f3c623"
+
+    def __init__(
+        self,
+        *,
+        portfolio_name: str | None = None,
+        coinstats_conn_id: str = "coinstats_default",
+        wait_for_sync: bool = False,
+        poll_interval: float = 30.0,
+        sync_timeout: float = 3600.0,
+        probe: str = "transactions",
+        max_consecutive_failures: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.portfolio_name = portfolio_name
+        self.coinstats_conn_id = coinstats_conn_id
+        self.wait_for_sync = wait_for_sync
+        self.poll_interval = poll_interval
+        self.sync_timeout = sync_timeout
+        self.probe = validate_probe(probe)
+        self.max_consecutive_failures = max_consecutive_failures
+
+    def connect(self, hook: CoinStatsHook) -> ConnectResult:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> str:
+        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+        hook = CoinStatsHook(self.coinstats_conn_id)
+        try:
+            with fail_fast_on_permanent_errors():
+                result = self.connect(hook)
+            self.log.info(
+                "CoinStats portfolio %s: %s (credits spent by this task: %d)",
+                result.portfolio_id,
+                result.status,
+                hook.credits_spent,
+            )
+            url = portfolio_url(hook.settings.portfolio_url_template, result.portfolio_id)
+        finally:
+            hook.close()
+        ti = context["ti"]
+        ti.xcom_push(key="portfolio_id", value=result.portfolio_id)
+        ti.xcom_push(key="connection_status", value=result.status)
+        ti.xcom_push(key=PORTFOLIO_URL_XCOM_KEY, value=url)
+        if self.wait_for_sync:
+            self.defer(
+                trigger=self._sync_trigger(result.portfolio_id),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=float(self.sync_timeout) + 60.0),
+            )
+        return result.portfolio_id
+
+    def _sync_trigger(self, portfolio_id: str) -> Any:
+        from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
+
+        return CoinStatsPortfolioSyncTrigger(
+            portfolio_id=portfolio_id,
+            coinstats_conn_id=self.coinstats_conn_id,
+            probe=self.probe,
+            poll_interval=float(self.poll_interval),
+            end_time=time.time() + float(self.sync_timeout),
+            max_consecutive_failures=self.max_consecutive_failures,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        checked = check_event(event)
+        if checked["status"] != "synced":
+            raise_for_outcome(checked["status"], outcome_message(checked))
+        self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))
+        return str(checked["portfolio_id"])
+
+
+class ConnectWalletOperator(_ConnectPortfolioOperator):
+    """Connect a wallet address on a blockchain as a tracked CoinStats portfolio (40 credits).
+
+    The blockchain is a CoinStats ``connectionId`` (e.g. ``ethereum``, ``base-wallet``); an
+    unknown one fails before the paid call, naming the closest supported ids. With
+    ``wait_for_sync=True`` the task then defers until the portfolio has synced.
+
+    Example::
+
+        connect = ConnectWalletOperator(
+            task_id="connect_wallet",
+            address="0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045",
+            blockchain="ethereum",
+            portfolio_name="Treasury",
+        )
+    """
+
+    template_fields: Sequence[str] = ("address", "blockchain", "portfolio_name")
+
+    def __init__(self, *, address: str, blockchain: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address = address
+        self.blockchain = blockchain
+
+    def connect(self, hook: CoinStatsHook) -> ConnectResult:
+        # Every local check before any request, then the 1-credit lookup before the 40-credit connect.
+        request = ops.connect_wallet(self.address, self.blockchain, self.portfolio_name)
+        blockchain = request.json["connectionId"] if request.json else ""
+        supported = [str(c.get("connectionId")) for c in hook.get_blockchains()]
+        if blockchain not in supported:
+            raise CoinStatsValidationError(
+                "blockchain",
+                f"{blockchain!r} is not a CoinStats blockchain id; closest supported: "
+                f"{', '.join(closest(blockchain, supported))}",
+            )
+        return hook.connect_wallet(self.address.strip(), blockchain, self.portfolio_name)
+
+
+class ConnectExchangeOperator(_ConnectPortfolioOperator):
+    """Connect an exchange account as a tracked CoinStats portfolio (10 credits).
+
+    Credentials come from an Airflow connection of any type (``exchange_conn_id``: login is
+    ``apiKey``, password is ``apiSecret``, every key of the extra JSON is a field of that name,
+    e.g. ``passphrase``), so they live in your secrets backend; or from ``connection_fields``
+    (templated), which override the connection's. The fields the exchange requires
+    (GET /exchange/support) are checked before the paid call. Every credential value is
+    registered with Airflow's secret masker and never logged, pushed to XCom or put in an error.
+
+    Example::
+
+        connect = ConnectExchangeOperator(
+            task_id="connect_binance",
+            exchange="binance",
+            exchange_conn_id="binance_readonly",
+        )
+    """
+
+    template_fields: Sequence[str] = ("exchange", "exchange_conn_id", "connection_fields", "portfolio_name")
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        exchange_conn_id: str | None = None,
+        connection_fields: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.exchange = exchange
+        self.exchange_conn_id = exchange_conn_id
+        self.connection_fields = connection_fields
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        # Register rendered credentials before Airflow stores the rendered fields, so the
+        # stored copy and every later log line show *** instead.
+        if isinstance(self.connection_fields, Mapping):
+            for value in self.connection_fields.values():
+                if isinstance(value, str) and value:
+                    mask_secret(value)
+
+    def credentials(self) -> dict[str, Any]:
+        """The connection fields to send: the exchange connection's, overridden by ``connection_fields``."""
+        fields: dict[str, Any] = {}
+        if self.exchange_conn_id:
+            conn = BaseHook.get_connection(self.exchange_conn_id)
+            if conn.login:
+                fields["apiKey"] = conn.login
+            if conn.password:
+                fields["apiSecret"] = conn.password
+            fields.update(conn.extra_dejson or {})
+        if self.connection_fields is not None:
+            if not isinstance(self.connection_fields, Mapping):
+                raise CoinStatsValidationError("connection_fields", "must be a mapping of field name to string")
+            fields.update(self.connection_fields)
+        for value in fields.values():
+            if isinstance(value, str) and value:
+                mask_secret(value)
+        if not fields:
+            raise CoinStatsValidationError(
+                "exchange_conn_id", "no credentials: set exchange_conn_id (a connection) or connection_fields"
+            )
+        return fields
+
+    def connect(self, hook: CoinStatsHook) -> ConnectResult:
+        fields = self.credentials()
+        request = ops.connect_exchange(self.exchange, fields, self.portfolio_name)  # validates, sends nothing
+        exchange = request.json["connectionId"] if request.json else ""
+        supported = {str(e.get("connectionId")): e for e in hook.get_supported_exchanges()}
+        if exchange not in supported:
+            raise CoinStatsValidationError(
+                "exchange",
+                f"{exchange!r} is not a CoinStats exchange id; closest supported: "
+                f"{', '.join(closest(exchange, list(supported)))}",
+            )
+        required = [str(f.get("key")) for f in supported[exchange].get("connectionFields", [])]
+        missing = [key for key in required if key not in fields]
+        if missing:
+            raise CoinStatsValidationError(
+                f"connection_fields[{missing[0]!r}]",
+                f"{exchange} requires {', '.join(required)}; missing {', '.join(missing)} "
+                "(login maps to apiKey, password to apiSecret, extra keys by name)",
+            )
+        unexpected = sorted(set(fields) - set(required))
+        if unexpected:
+            raise CoinStatsValidationError(
+                f"connection_fields[{unexpected[0]!r}]",
+                f"{exchange} takes exactly {', '.join(required)}; not expected: {', '.join(unexpected)}",
+            )
+        return hook.connect_exchange(exchange, fields, self.portfolio_name)

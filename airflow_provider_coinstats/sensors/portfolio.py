@@ -1,0 +1,134 @@
+"""Wait until CoinStats has synced a portfolio: poke, reschedule or deferrable.
+
+Importing this module is cheap (no ``requests``, no I/O): the hook is built inside ``poke``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_coinstats._compat import AirflowFailException, default_deferrable
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.sync_probe import (
+    check_event,
+    outcome_message,
+    probe_request,
+    raise_for_outcome,
+    run_probe,
+    validate_probe,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Extra time the framework's defer timeout allows beyond the trigger's own deadline, so the
+#: trigger's "timeout" event (which honours soft_fail and names the cause) arrives first.
+DEFER_TIMEOUT_GRACE = 60.0
+
+
+class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
+    """Wait until a CoinStats portfolio has synced its transactions.
+
+    Each poke sends one cheap read (``probe``: by default a one-row page of
+    ``/portfolio/transactions``, 4 credits). HTTP 409 "Transactions not synced" means not yet;
+    data means done. Transient errors (429, 5xx, timeouts, cut bodies) are retried within the
+    poke, up to ``max_consecutive_failures`` in a row, before the poke fails. 400/401/403/404/406
+    fail the task at once, without retries. The sensor keeps no state between pokes, so
+    ``mode="reschedule"`` is safe, and ``deferrable=True`` frees the worker slot while waiting.
+    The portfolio id is pushed to XCom when synced.
+
+    Example::
+
+        wait = CoinStatsPortfolioSyncSensor(
+            task_id="wait_for_sync",
+            portfolio_id="{{ ti.xcom_pull(task_ids='connect_wallet') }}",
+            poke_interval=30,
+            timeout=3600,
+            deferrable=True,
+        )
+    """
+
+    template_fields: Sequence[str] = ("portfolio_id", "coinstats_conn_id")
+    ui_color = "#f3c623"
+
+    def __init__(
+        self,
+        *,
+        portfolio_id: str,
+        coinstats_conn_id: str = "coinstats_default",
+        probe: str = "transactions",
+        max_consecutive_failures: int = 3,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.portfolio_id = portfolio_id
+        self.coinstats_conn_id = coinstats_conn_id
+        self.probe = validate_probe(probe)
+        if isinstance(max_consecutive_failures, bool) or not isinstance(max_consecutive_failures, int):
+            raise CoinStatsValidationError("max_consecutive_failures", "must be an integer >= 0")
+        if max_consecutive_failures < 0:
+            raise CoinStatsValidationError("max_consecutive_failures", "must be an integer >= 0")
+        self.max_consecutive_failures = max_consecutive_failures
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+        try:
+            request = probe_request(self.probe, self.portfolio_id)
+        except CoinStatsValidationError as error:
+            raise AirflowFailException(str(error)) from None
+        hook = CoinStatsHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1)
+        try:
+            result = run_probe(hook, request)
+        finally:
+            hook.close()
+        self.log.info("CoinStats portfolio %s poke: %s", self.portfolio_id, result.describe())
+        if result.state == "synced":
+            return PokeReturnValue(is_done=True, xcom_value=self.portfolio_id)
+        if result.state == "syncing":
+            return False
+        raise_for_outcome("error" if result.state == "transient" else "failed", result.message)
+        return False  # unreachable: raise_for_outcome always raises
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # One poke in the worker first: an already-synced portfolio needs no triggerer round trip.
+        first = self.poke(context)
+        if first:
+            return self.portfolio_id
+        self.defer(
+            trigger=self.build_trigger(),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout) + DEFER_TIMEOUT_GRACE),
+        )
+
+    def build_trigger(self) -> Any:
+        from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
+
+        return CoinStatsPortfolioSyncTrigger(
+            portfolio_id=self.portfolio_id,
+            coinstats_conn_id=self.coinstats_conn_id,
+            probe=self.probe,
+            poll_interval=float(self.poke_interval),
+            end_time=time.time() + float(self.timeout),
+            exponential_backoff=bool(self.exponential_backoff),
+            max_wait=self.max_wait.total_seconds() if isinstance(self.max_wait, timedelta) else self.max_wait,
+            max_consecutive_failures=self.max_consecutive_failures,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger fired; soft_fail turns failures and timeouts into a skip."""
+        checked = check_event(event)
+        if checked["status"] == "synced":
+            self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))
+            return str(checked["portfolio_id"])
+        raise_for_outcome(checked["status"], outcome_message(checked))
+        raise AssertionError("unreachable")  # pragma: no cover

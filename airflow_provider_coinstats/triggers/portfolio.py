@@ -1,0 +1,140 @@
+"""The deferrable path: wait for a portfolio's sync in the triggerer.
+
+The trigger fetches its connection asynchronously once, then probes with
+:func:`~airflow_provider_coinstats.sync_probe.arun_probe` (the same request, classifier and retry
+policy as the sync sensor, over ``httpx``), sleeping with ``asyncio.sleep`` between polls. It owns
+an absolute wall-clock deadline, so the timeout holds even if the triggerer restarts: a trigger
+re-created from its serialized kwargs picks up the same deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_coinstats._compat import aget_connection
+from airflow_provider_coinstats.api.settings import settings_from_connection, with_max_attempts
+from airflow_provider_coinstats.exceptions import CoinStatsError
+from airflow_provider_coinstats.sync_probe import (
+    ProbeResult,
+    arun_probe,
+    make_event,
+    probe_request,
+)
+
+
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+
+def poll_delay(poll_interval: float, polls: int, exponential_backoff: bool, max_wait: float | None) -> float:
+    """Seconds to wait after poll number ``polls`` (1-based): fixed, or doubling up to ``max_wait``."""
+    if not exponential_backoff:
+        return poll_interval
+    delay = poll_interval * 2.0 ** (polls - 1)
+    return min(delay, max_wait) if max_wait else delay
+
+
+class CoinStatsPortfolioSyncTrigger(BaseTrigger):
+    """Fire once the portfolio's data stops answering 409 "Transactions not synced".
+
+    Kwargs are JSON primitives only. ``end_time`` is an absolute UNIX timestamp. The event is one of
+    ``synced``, ``timeout``, ``error`` (transient failures beyond the budget) or ``failed`` (an
+    error a retry cannot fix), checked by the deferring task's ``execute_complete``.
+
+    Example::
+
+        CoinStatsPortfolioSyncTrigger(
+            portfolio_id="66c19c585400000000000000",
+            coinstats_conn_id="coinstats_default",
+            poll_interval=30,
+            end_time=time.time() + 3600,
+        )
+    """
+
+    def __init__(
+        self,
+        portfolio_id: str,
+        coinstats_conn_id: str = "coinstats_default",
+        probe: str = "transactions",
+        poll_interval: float = 60.0,
+        end_time: float | None = None,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
+        max_consecutive_failures: int = 3,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.portfolio_id = portfolio_id
+        self.coinstats_conn_id = coinstats_conn_id
+        self.probe = probe
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time) if end_time is not None else None
+        self.exponential_backoff = bool(exponential_backoff)
+        self.max_wait = float(max_wait) if max_wait is not None else None
+        self.max_consecutive_failures = int(max_consecutive_failures)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "portfolio_id": self.portfolio_id,
+                "coinstats_conn_id": self.coinstats_conn_id,
+                "probe": self.probe,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "exponential_backoff": self.exponential_backoff,
+                "max_wait": self.max_wait,
+                "max_consecutive_failures": self.max_consecutive_failures,
+            },
+        )
+
+    def _remaining(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
+        try:
+            request = probe_request(self.probe, self.portfolio_id)
+            conn = await aget_connection(self.coinstats_conn_id)
+            settings = with_max_attempts(
+                settings_from_connection(conn, self.coinstats_conn_id), self.max_consecutive_failures + 1
+            )
+        except CoinStatsError as error:
+            yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
+            return
+
+        # Imported here: httpx is only needed once the trigger runs.
+        from airflow_provider_coinstats.api.async_transport import AsyncTransport
+
+        polls = 0
+        async with AsyncTransport(settings, self.log) as transport:
+            while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    waited = round(time.monotonic() - started, 1)
+                    yield _event(make_event("timeout", self.portfolio_id, polls=polls, waited=waited))
+                    return
+                # Retries inside a poll must not run past the deadline either.
+                budget = None if remaining is None else replace(settings.retry, max_retry_time=remaining)
+                result = await arun_probe(transport, request, budget)
+                polls += 1
+                self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, polls, result.describe())
+                if result.state == "synced":
+                    yield _event(make_event("synced", self.portfolio_id, result, polls=polls))
+                    return
+                if result.state == "transient":
+                    yield _event(make_event("error", self.portfolio_id, result, polls=polls))
+                    return
+                if result.state == "failed":
+                    yield _event(make_event("failed", self.portfolio_id, result, polls=polls))
+                    return
+                delay = poll_delay(self.poll_interval, polls, self.exponential_backoff, self.max_wait)
+                remaining = self._remaining()
+                if remaining is not None:
+                    delay = max(0.0, min(delay, remaining))
+                await asyncio.sleep(delay)

@@ -1,0 +1,70 @@
+"""(b) What importing the provider adds to DAG parsing once ``airflow.sdk`` is loaded.
+
+Each sample is a fresh interpreter that imports ``airflow.sdk`` (the baseline every DAG file
+pays), then the provider's DAG-facing modules, timing both. It also checks that ``requests`` is
+still not imported afterwards. Goal: under 20 ms extra, ``requests`` absent.
+
+The provider is byte-compiled first, as a wheel install does: an editable install under
+``PYTHONDONTWRITEBYTECODE=1`` would otherwise re-compile its source on every import and measure
+the compiler, not the import.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import pkgutil
+import statistics
+import subprocess
+import sys
+
+import airflow_provider_coinstats
+
+SAMPLES = 7
+DAG_FACING_PACKAGES = ("hooks", "operators", "sensors", "triggers")
+
+PROBE = """
+import json, sys, time, importlib
+t0 = time.perf_counter()
+import airflow.sdk
+t1 = time.perf_counter()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+t2 = time.perf_counter()
+print(json.dumps({"sdk": t1 - t0, "provider": t2 - t1, "requests": "requests" in sys.modules}))
+"""
+
+
+def dag_facing_modules() -> list[str]:
+    """The package root plus every public module under hooks/operators/sensors/triggers."""
+    root = airflow_provider_coinstats.__name__
+    names = [root]
+    for sub in DAG_FACING_PACKAGES:
+        try:
+            package = __import__(f"{root}.{sub}", fromlist=["_"])
+        except ImportError:
+            continue
+        names.extend(
+            f"{root}.{sub}.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
+        )
+    return names
+
+
+def main() -> None:
+    modules = dag_facing_modules()
+    compileall.compile_dir(airflow_provider_coinstats.__path__[0], quiet=1)
+    samples = []
+    for _ in range(SAMPLES):
+        out = subprocess.run([sys.executable, "-c", PROBE, *modules], check=True, capture_output=True, text=True).stdout
+        samples.append(json.loads(out.strip().splitlines()[-1]))
+    sdk = statistics.median(s["sdk"] for s in samples) * 1e3
+    extra = statistics.median(s["provider"] for s in samples) * 1e3
+    print(f"modules: {', '.join(modules)}")
+    print(f"baseline import airflow.sdk : {sdk:.1f} ms (median of {SAMPLES} fresh interpreters)")
+    print(f"provider modules on top     : {extra:.1f} ms (goal < 20 ms); ratio to baseline {extra / sdk:.3f}")
+    leaked = any(s["requests"] for s in samples)
+    print(f"requests imported at parse  : {'YES (goal: no)' if leaked else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
