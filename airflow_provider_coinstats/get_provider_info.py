@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_HOOK = "airflow_provider_coinstats.hooks.coinstats.CoinStatsHook"
+_PKG = "airflow_provider_coinstats"
+_HOOK = f"{_PKG}.hooks.coinstats.CoinStatsHook"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -58,10 +59,9 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "CoinStats",
-                "python-modules": ["airflow_provider_coinstats.hooks.coinstats"],
-            }
-        ],
+        "hooks": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.hooks.coinstats"]}],
+        "operators": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.operators.portfolio"]}],
+        "sensors": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.sensors.portfolio"]}],
+        "triggers": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.triggers.portfolio"]}],
+        "extra-links": [f"{_PKG}.links.portfolio.CoinStatsPortfolioLink"],
     }

@@ -1,0 +1,137 @@
+"""CoinStatsPortfolioSyncTrigger driven directly with asyncio against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+from airflow_provider_coinstats.sandbox import Fault
+from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger, poll_delay
+from tests.conftest import FAST_RETRY
+
+ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+
+
+def make_trigger(portfolio_id: str, **kwargs: Any) -> CoinStatsPortfolioSyncTrigger:
+    kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("end_time", time.time() + 30)
+    return CoinStatsPortfolioSyncTrigger(portfolio_id=portfolio_id, **kwargs)
+
+
+async def first_event(trigger: CoinStatsPortfolioSyncTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        payload: dict[str, Any] = event.payload
+        return payload
+    raise AssertionError("trigger ended without an event")
+
+
+def connect(server: Any, sync_polls: int) -> str:
+    server.state.configure(sync_polls=sync_polls)
+    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
+    server.state.clear_requests()
+    return pid
+
+
+def polls(server: Any) -> list[int | None]:
+    return [r.status for r in server.state.requests(endpoint="portfolio_transactions")]
+
+
+def test_serialize_round_trip() -> None:
+    trigger = make_trigger("p1", probe="coins", exponential_backoff=True, max_wait=10.0, end_time=1234.5)
+    classpath, kwargs = trigger.serialize()
+    json.dumps(kwargs)  # JSON primitives only
+    module, _, name = classpath.rpartition(".")
+    again = getattr(importlib.import_module(module), name)(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+    assert kwargs["end_time"] == 1234.5
+
+
+def test_waits_through_409s(coinstats_conn: Any) -> None:
+    pid = connect(coinstats_conn, sync_polls=3)
+    event = asyncio.run(first_event(make_trigger(pid)))
+    assert event["status"] == "synced"
+    assert event["portfolio_id"] == pid
+    assert event["polls"] == 4
+    assert polls(coinstats_conn) == [409, 409, 409, 200]
+
+
+def test_survives_triggerer_restart(coinstats_conn: Any) -> None:
+    pid = connect(coinstats_conn, sync_polls=6)
+    trigger = make_trigger(pid)
+
+    async def run_then_restart() -> dict[str, Any]:
+        task = asyncio.create_task(first_event(trigger))
+        # Let it poll a few times, then stop it the way a triggerer shutdown does.
+        for _ in range(400):
+            if len(polls(coinstats_conn)) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        classpath, kwargs = trigger.serialize()
+        module, _, name = classpath.rpartition(".")
+        reborn = getattr(importlib.import_module(module), name)(**kwargs)
+        return await first_event(reborn)
+
+    event = asyncio.run(run_then_restart())
+    assert event["status"] == "synced"
+    seen = polls(coinstats_conn)
+    assert seen.count(409) == 6
+    assert seen[-1] == 200
+
+
+def test_deadline_is_enforced_by_the_trigger(coinstats_conn: Any) -> None:
+    pid = connect(coinstats_conn, sync_polls=0)
+    coinstats_conn.state.set_sync(pid, seconds=float("inf"))
+    end_time = time.time() + 0.5
+    event = asyncio.run(first_event(make_trigger(pid, end_time=end_time)))
+    assert event["status"] == "timeout"
+    assert time.time() >= end_time
+    assert event["polls"] >= 2
+    assert set(polls(coinstats_conn)) == {409}
+
+
+def test_401_fails_without_polling_on(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid = connect(coinstats_conn, sync_polls=2)
+    monkeypatch.setenv("AIRFLOW_CONN_BAD", coinstats_conn.airflow_connection(api_key="wrong", extra=FAST_RETRY))
+    event = asyncio.run(first_event(make_trigger(pid, coinstats_conn_id="bad")))
+    assert event["status"] == "failed"
+    assert event["result"]["status_code"] == 401
+    assert event["result"]["request_id"]
+    assert polls(coinstats_conn) == [401]
+
+
+def test_transient_errors_within_budget_are_tolerated(coinstats_conn: Any) -> None:
+    pid = connect(coinstats_conn, sync_polls=1)
+    coinstats_conn.state.add_fault(Fault(kind="status", status=503, times=3, endpoint="portfolio_transactions"))
+    event = asyncio.run(first_event(make_trigger(pid, max_consecutive_failures=3)))
+    assert event["status"] == "synced"
+    assert polls(coinstats_conn) == [503, 503, 503, 409, 200]
+
+
+def test_transient_errors_beyond_budget_end_in_error(coinstats_conn: Any) -> None:
+    pid = connect(coinstats_conn, sync_polls=1)
+    coinstats_conn.state.add_fault(Fault(kind="status", status=503, endpoint="portfolio_transactions"))
+    event = asyncio.run(first_event(make_trigger(pid, max_consecutive_failures=2)))
+    assert event["status"] == "error"
+    assert polls(coinstats_conn) == [503, 503, 503]
+
+
+def test_missing_connection_key_fails(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NOKEY", json.dumps({"conn_type": "coinstats", "host": coinstats_conn.url}))
+    event = asyncio.run(first_event(make_trigger("p1", coinstats_conn_id="nokey")))
+    assert event["status"] == "failed"
+    assert "API key" in event["result"]["message"]
+    assert coinstats_conn.state.requests() == []
+
+
+def test_poll_delay() -> None:
+    assert [poll_delay(2.0, n, False, None) for n in (1, 2, 3)] == [2.0, 2.0, 2.0]
+    assert [poll_delay(2.0, n, True, 10.0) for n in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
