@@ -9,6 +9,7 @@ import sys
 ALL = {
     "hook_overhead": "bench_hook_overhead",
     "import_time": "bench_import_time",
+    "triggers": "bench_triggers",
 }
 
 

@@ -10,6 +10,7 @@ re-created from its serialized kwargs picks up the same deadline.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,6 +27,9 @@ from airflow_provider_coinstats.sync_probe import (
     make_event,
     probe_request,
 )
+
+#: Each wait is stretched or shrunk by up to this fraction, at random.
+POLL_JITTER = 0.1
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -96,10 +100,28 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
 
+    async def _sleep_before_poll(self, polls: int, rng: random.Random) -> None:
+        # Wait before every poll: whoever deferred has just talked to CoinStats (the sensor's own
+        # first poke, or the connect call). The first wait is spread over half to a full interval
+        # and later ones jittered, so many triggers starting together (a triggerer restart) do
+        # not fetch connections and poll in lock-step on one event loop.
+        delay = poll_delay(self.poll_interval, max(polls, 1), self.exponential_backoff, self.max_wait)
+        delay *= rng.uniform(0.5, 1.0) if polls == 0 else rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+        remaining = self._remaining()
+        if remaining is not None:
+            delay = max(0.0, min(delay, remaining))
+        await asyncio.sleep(delay)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
+        rng = random.Random()
         try:
             request = probe_request(self.probe, self.portfolio_id)
+        except CoinStatsError as error:
+            yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
+            return
+        await self._sleep_before_poll(0, rng)
+        try:
             conn = await aget_connection(self.coinstats_conn_id)
             settings = with_max_attempts(
                 settings_from_connection(conn, self.coinstats_conn_id), self.max_consecutive_failures + 1
@@ -108,7 +130,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
             yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
             return
 
-        # Imported here: httpx is only needed once the trigger runs.
+        # Imported here: aiohttp is only needed once the trigger runs.
         from airflow_provider_coinstats.api.async_transport import AsyncTransport
 
         polls = 0
@@ -124,17 +146,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                 result = await arun_probe(transport, request, budget)
                 polls += 1
                 self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, polls, result.describe())
-                if result.state == "synced":
-                    yield _event(make_event("synced", self.portfolio_id, result, polls=polls))
+                if result.state != "syncing":
+                    status = {"synced": "synced", "transient": "error", "failed": "failed"}[result.state]
+                    yield _event(make_event(status, self.portfolio_id, result, polls=polls))
                     return
-                if result.state == "transient":
-                    yield _event(make_event("error", self.portfolio_id, result, polls=polls))
-                    return
-                if result.state == "failed":
-                    yield _event(make_event("failed", self.portfolio_id, result, polls=polls))
-                    return
-                delay = poll_delay(self.poll_interval, polls, self.exponential_backoff, self.max_wait)
-                remaining = self._remaining()
-                if remaining is not None:
-                    delay = max(0.0, min(delay, remaining))
-                await asyncio.sleep(delay)
+                await self._sleep_before_poll(polls, rng)

@@ -1,0 +1,340 @@
+"""HTTP layer of the sandbox: FastAPI routes for the CoinStats API and the ``/_sandbox/`` admin API.
+
+Routes take the raw ``Request`` and return ready-made responses on purpose: FastAPI's own body
+validation would answer 422, which CoinStats never does (validation errors are 400 envelopes).
+Only this module and :mod:`.server` import FastAPI/uvicorn, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from airflow_provider_coinstats.api.catalog import (
+    CREDITS_EXHAUSTED_MESSAGE,
+    ENDPOINTS,
+    INVALID_KEY_MESSAGE,
+    NOT_SYNCED_MESSAGE,
+    Endpoint,
+)
+from airflow_provider_coinstats.sandbox.faults import Fault
+from airflow_provider_coinstats.sandbox.operations import Call, envelope, execute
+from airflow_provider_coinstats.sandbox.state import SandboxState
+
+ADMIN_PREFIX = "/_sandbox"
+API_PREFIXES = ("", "/v1")
+
+_FAULT_MESSAGES = {
+    400: "Bad Request",
+    401: INVALID_KEY_MESSAGE,
+    403: "Forbidden resource",
+    404: "Not Found",
+    406: CREDITS_EXHAUSTED_MESSAGE,
+    409: NOT_SYNCED_MESSAGE,
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    503: "Service Unavailable. Please Contact Support",
+}
+
+
+class DeliberateDrop(Exception):
+    """Raised after a partial response: uvicorn then closes the connection mid-body."""
+
+
+class DropResponse(Response):
+    """A response that promises more body than it sends and then aborts the connection.
+
+    With uvicorn+h11 there is no ASGI way to reset a connection, but raising after
+    ``http.response.start`` makes uvicorn close the transport, and the over-stated
+    Content-Length guarantees the client notices (requests: ChunkedEncodingError, httpx:
+    RemoteProtocolError) instead of accepting a short body.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"', "more_body": True})
+        raise DeliberateDrop
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(_json_bytes(payload), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, path: str) -> Response:
+    return _json(envelope(status, message, path), status)
+
+
+def fault_response(fault: Fault, path: str) -> Response:
+    """The answer of a ``kind="status"`` fault, in the requested body style."""
+    status = fault.status
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    message = _FAULT_MESSAGES.get(status) or HTTPStatus(status).phrase
+    if fault.body == "empty" or status in (204, 304):
+        return Response(b"", status_code=status, headers=headers)
+    if fault.body == "text":
+        # What a proxy or load balancer in front of the API answers: HTML, not JSON.
+        title = f"{status} {HTTPStatus(status).phrase}"
+        html = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
+        return Response(html.encode(), status_code=status, headers=headers, media_type="text/html")
+    if fault.body == "no_request_id":
+        # SPEC's 503 example body has no requestId/path.
+        return Response(
+            _json_bytes({"statusCode": status, "message": message}),
+            status_code=status,
+            headers=headers,
+            media_type="application/json",
+        )
+    return Response(
+        _json_bytes(envelope(status, message, path)),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+_Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _api_route(state: SandboxState, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def route(request: Request) -> Response:
+        path = request.url.path
+        query = dict(request.query_params)
+        hint = request.path_params.get("portfolioId") or query.get("portfolioId") or None
+
+        def log(status: int | None, credits: int = 0, fault: str | None = None, pid: str | None = hint) -> None:
+            state.record(
+                method=request.method,
+                path=path,
+                endpoint=endpoint.name,
+                query=query,
+                status=status,
+                credits=credits,
+                fault=fault,
+                portfolio_id=pid,
+            )
+
+        generation = state.generation
+        fault = state.take_fault(endpoint.name, path)
+        kind = fault.kind if fault is not None else None
+        if fault is not None and fault.kind == "status":
+            log(fault.status, fault="status")
+            return fault_response(fault, path)
+        if fault is not None and fault.kind == "drop":
+            log(None, fault="drop")
+            return DropResponse()
+        if fault is not None and fault.kind == "slow" and fault.delay > 0:
+            await asyncio.sleep(fault.delay)
+        latency = state.config.latency
+        if latency > 0:
+            await asyncio.sleep(latency)
+        if state.generation != generation:
+            # The state was reset while this request slept (e.g. the next test began): acting now
+            # would leak this request into the fresh log and ledger, so it just goes away.
+            return DropResponse()
+
+        call = Call(
+            method=request.method,
+            path=path,
+            query=query,
+            headers=request.headers,
+            body=await request.body(),
+            path_params=dict(request.path_params),
+        )
+        outcome = execute(state, endpoint, call)
+        if kind == "drop_after":
+            log(None, outcome.credits, kind, outcome.portfolio_id)
+            return DropResponse()
+        content = _json_bytes(outcome.payload)
+        if kind == "truncate":
+            # A complete HTTP message (matching Content-Length) carrying half a JSON document.
+            content = content[: len(content) // 2]
+        log(outcome.status, outcome.credits, kind, outcome.portfolio_id)
+        return Response(content, status_code=outcome.status, media_type="application/json")
+
+    route.__name__ = f"coinstats_{endpoint.name}"
+    return route
+
+
+# --------------------------------------------------------------------------- admin API
+
+
+async def _admin_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise _AdminError("body must be JSON") from None
+    if not isinstance(value, dict):
+        raise _AdminError("body must be a JSON object")
+    return value
+
+
+class _AdminError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _float_or_inf(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("inf", "infinity"):
+        return math.inf
+    return value
+
+
+def _add_admin_routes(app: FastAPI, state: SandboxState) -> None:
+    def admin(method: str, path: str) -> Callable[[_Handler], _Handler]:
+        """Register ``handler`` under /_sandbox; its result is sent as JSON, its errors as envelopes."""
+
+        def register(handler: _Handler) -> _Handler:
+            async def route(request: Request) -> Response:
+                try:
+                    return _json(await handler(request))
+                except (_AdminError, ValueError, TypeError) as error:
+                    message = error.message if isinstance(error, _AdminError) else str(error)
+                    status = error.status if isinstance(error, _AdminError) else 400
+                    return _error(status, message, request.url.path)
+                except KeyError as error:
+                    return _error(404, str(error.args[0]) if error.args else "Not Found", request.url.path)
+
+            route.__name__ = handler.__name__
+            app.add_api_route(ADMIN_PREFIX + path, route, methods=[method], include_in_schema=False)
+            return handler
+
+        return register
+
+    @admin("GET", "/requests")
+    async def list_requests(request: Request) -> Any:
+        q = request.query_params
+        return [r.to_dict() for r in state.requests(q.get("endpoint"), q.get("path"))]
+
+    @admin("DELETE", "/requests")
+    async def clear_requests(request: Request) -> Any:
+        state.clear_requests()
+        return {"ok": True}
+
+    @admin("GET", "/faults")
+    async def list_faults(request: Request) -> Any:
+        return [f.to_dict() for f in state.faults()]
+
+    @admin("POST", "/faults")
+    async def add_fault(request: Request) -> Any:
+        state.add_fault(Fault.from_dict(await _admin_body(request)))
+        return [f.to_dict() for f in state.faults()]
+
+    @admin("DELETE", "/faults")
+    async def clear_faults(request: Request) -> Any:
+        state.clear_faults()
+        return {"ok": True}
+
+    @admin("POST", "/reset")
+    async def reset(request: Request) -> Any:
+        state.reset()
+        return {"ok": True}
+
+    @admin("GET", "/config")
+    async def get_config(request: Request) -> Any:
+        return state.config.redacted()
+
+    @admin("POST", "/config")
+    async def configure(request: Request) -> Any:
+        changes = await _admin_body(request)
+        if "sync_seconds" in changes:
+            changes["sync_seconds"] = _float_or_inf(changes["sync_seconds"])
+        state.configure(**changes)
+        return state.config.redacted()
+
+    @admin("GET", "/portfolios")
+    async def portfolios(request: Request) -> Any:
+        owners = state.portfolio_owner_labels()
+        return [{**p, "owner": owners.get(p["portfolioId"])} for p in state.portfolios()]
+
+    @admin("POST", "/portfolios/{portfolio_id}/sync")
+    async def set_sync(request: Request) -> Any:
+        body = await _admin_body(request)
+        unknown = set(body) - {"polls", "seconds"}
+        if unknown:
+            raise _AdminError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        state.set_sync(request.path_params["portfolio_id"], body.get("polls"), _float_or_inf(body.get("seconds")))
+        return {"ok": True}
+
+    @admin("POST", "/portfolios/{portfolio_id}/transactions")
+    async def set_transactions(request: Request) -> Any:
+        body = await _admin_body(request)
+        if "count" not in body:
+            raise _AdminError("count is required")
+        state.set_transaction_count(request.path_params["portfolio_id"], body["count"])
+        return {"ok": True}
+
+    @admin("GET", "/credits")
+    async def credits(request: Request) -> Any:
+        return state.credits_report()
+
+
+# --------------------------------------------------------------------------- application
+
+
+def create_app(state: SandboxState) -> FastAPI:
+    """The ASGI app serving the CoinStats API (bare and ``/v1`` paths) plus the admin API."""
+    app = FastAPI(title="CoinStats sandbox", openapi_url=None, docs_url=None, redoc_url=None)
+    # CoinStats answers 404 for a trailing slash; Starlette would redirect instead.
+    app.router.redirect_slashes = False
+
+    for endpoint in ENDPOINTS.values():
+        route = _api_route(state, endpoint)
+        for prefix in API_PREFIXES:
+            app.add_api_route(prefix + endpoint.path, route, methods=[endpoint.method], include_in_schema=False)
+    _add_admin_routes(app, state)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status in (404, 405):
+            # NestJS (which CoinStats runs on) answers an unknown method+path with 404.
+            if not path.startswith(ADMIN_PREFIX):
+                state.record(
+                    method=request.method,
+                    path=path,
+                    endpoint=None,
+                    query=dict(request.query_params),
+                    status=404,
+                )
+            return _error(404, f"Cannot {request.method} {path}", path)
+        detail = exc.detail if isinstance(exc, StarletteHTTPException) else "Internal server error"
+        return _error(status, str(detail), path)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return _error(400, "Bad Request", request.url.path)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _error(500, "Internal server error", request.url.path)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, server_error)
+    return app

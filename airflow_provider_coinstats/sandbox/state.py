@@ -1,0 +1,405 @@
+"""Everything the sandbox remembers: portfolios, per-key credit ledgers, the request log, faults.
+
+All access goes through one ``threading.Lock`` because tests poke the state from their own
+thread while the server's event loop thread serves requests. The lock is never held across an
+``await``: the HTTP layer only calls the synchronous methods here.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Final
+
+from airflow_provider_coinstats.sandbox import data
+from airflow_provider_coinstats.sandbox.config import CONFIG_FIELDS, SandboxConfig, key_label
+from airflow_provider_coinstats.sandbox.faults import Fault, FaultQueue
+
+#: The log is a ring buffer so a long-running demo sandbox cannot grow without bound.
+MAX_LOGGED_REQUESTS: Final = 100_000
+
+#: Query parameters whose values are secrets; the log keeps the name but never the value.
+_SECRET_PARAMS: Final = frozenset({"passcode", "sharetoken", "apikey", "api_key", "x-api-key", "token", "key"})
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request as the sandbox saw it. Never holds headers, bodies, keys or credentials.
+
+    ``status`` is ``None`` when the connection was dropped; ``credits`` is what was charged;
+    ``fault`` names the fault kind applied, if any.
+
+    Example::
+
+        [r.status for r in state.requests("portfolio_coins")]  # -> [409, 409, 200]
+    """
+
+    seq: int
+    at: float
+    method: str
+    path: str
+    endpoint: str | None
+    query: dict[str, str]
+    status: int | None
+    credits: int
+    fault: str | None
+    portfolio_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fingerprint(api_key: str) -> str:
+    """Stable non-reversible owner id for an API key (portfolios are stored under this)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def secret_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass
+class _Portfolio:
+    portfolio_id: str
+    owner: str  # key fingerprint, never the key
+    kind: str
+    connection_id: str
+    name: str
+    address: str | None  # wallet address (public data); exchanges keep nothing but hashes
+    polls_left: int
+    sync_until: float  # time.monotonic() deadline; inf = never
+    transaction_count: int | None = None  # per-portfolio override
+
+    def syncing(self) -> bool:
+        return self.polls_left > 0 or time.monotonic() < self.sync_until
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "portfolioId": self.portfolio_id,
+            "portfolioName": self.name,
+            "portfolioType": self.kind,
+            "connectionId": self.connection_id,
+            "status": "syncing" if self.syncing() else "synced",
+        }
+
+
+class Account:
+    """One API key's view of the state, valid only inside ``with state.account(key) as acct``.
+
+    Every method assumes the state lock is held, which ``SandboxState.account`` guarantees; this
+    is what makes "check credits, look up, mutate, charge" atomic for a request.
+    """
+
+    def __init__(self, state: SandboxState, api_key: str) -> None:
+        self._state = state
+        self._key = api_key
+        self._owner = fingerprint(api_key)
+
+    def remaining(self) -> int:
+        total = self._state.config.api_keys.get(self._key, 0)
+        return max(0, total - self._state._used.get(self._key, 0))
+
+    def charge(self, credits: int) -> None:
+        self._state._used[self._key] = self._state._used.get(self._key, 0) + credits
+
+    def usage(self) -> dict[str, Any]:
+        total = self._state.config.api_keys.get(self._key, 0)
+        used = self._state._used.get(self._key, 0)
+        return {
+            "totalCredits": total,
+            "usedCredits": used,
+            "remainingCredits": max(0, total - used),
+            "subscription": self._state.config.subscription,
+        }
+
+    def find(self, portfolio_id: str) -> _Portfolio | None:
+        portfolio = self._state._portfolios.get(portfolio_id)
+        # Another key's portfolio is indistinguishable from a missing one, as in the real API.
+        if portfolio is None or portfolio.owner != self._owner:
+            return None
+        return portfolio
+
+    def owned(self) -> list[_Portfolio]:
+        return [p for p in self._state._portfolios.values() if p.owner == self._owner]
+
+    def poll(self, portfolio: _Portfolio) -> bool:
+        """Count one poll of a syncing portfolio; True while it is still syncing."""
+        if not portfolio.syncing():
+            return False
+        portfolio.polls_left = max(0, portfolio.polls_left - 1)
+        return True
+
+    def connect(
+        self, kind: str, connection_id: str, identity: str, name: str | None, address: str | None
+    ) -> tuple[_Portfolio, bool]:
+        """Create the portfolio, or return the existing one untouched; True when created."""
+        raw = f"{self._owner}|{kind}|{connection_id}|{identity}"
+        portfolio_id = hashlib.sha256(raw.encode()).hexdigest()[:24]
+        existing = self._state._portfolios.get(portfolio_id)
+        if existing is not None:
+            return existing, False
+        config = self._state.config
+        portfolio = _Portfolio(
+            portfolio_id=portfolio_id,
+            owner=self._owner,
+            kind=kind,
+            connection_id=connection_id,
+            name=name or data.default_name(kind, connection_id, address),
+            address=address,
+            polls_left=0,
+            sync_until=0.0,
+        )
+        _start_sync(portfolio, config.sync_polls, config.sync_seconds)
+        self._state._portfolios[portfolio_id] = portfolio
+        return portfolio, True
+
+    def resync(self, portfolios: list[_Portfolio]) -> None:
+        config = self._state.config
+        for portfolio in portfolios:
+            _start_sync(portfolio, config.sync_polls, config.sync_seconds)
+
+    def delete(self, portfolio: _Portfolio) -> None:
+        self._state._portfolios.pop(portfolio.portfolio_id, None)
+
+    def profile(self, portfolio: _Portfolio) -> data.PortfolioProfile:
+        return self._state._profile(portfolio)
+
+
+def _start_sync(portfolio: _Portfolio, polls: int, seconds: float) -> None:
+    portfolio.polls_left = polls
+    portfolio.sync_until = math.inf if math.isinf(seconds) else time.monotonic() + seconds
+
+
+class SandboxState:
+    """Thread-safe state of one sandbox; tests drive it directly, other processes via ``/_sandbox/``.
+
+    Example::
+
+        state = server.state
+        state.configure(sync_polls=0, latency=0.01)
+        state.add_fault(Fault("status", endpoint="portfolio_coins", status=503, times=1))
+        ...
+        assert state.credits_used() == 40 + 8
+        assert [r.status for r in state.requests("portfolio_coins")] == [503, 200]
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self._initial = copy.deepcopy(config) if config is not None else SandboxConfig()
+        self._lock = threading.Lock()
+        self.config = copy.deepcopy(self._initial)
+        self._portfolios: dict[str, _Portfolio] = {}
+        self._used: dict[str, int] = {}
+        self._log: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self._seq = 0
+        self._faults = FaultQueue(self.config.seed)
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Bumped by :meth:`reset`; a request that began in an older generation must not touch state."""
+        return self._generation
+
+    # ------------------------------------------------------------------ control
+
+    def reset(self) -> None:
+        """Forget portfolios, credits used, the request log and faults; restore the start-up config."""
+        with self._lock:
+            self.config = copy.deepcopy(self._initial)
+            self._portfolios.clear()
+            self._used.clear()
+            self._log.clear()
+            self._seq = 0
+            self._faults.clear(seed=self.config.seed)
+            self._generation += 1
+
+    def configure(self, **changes: Any) -> None:
+        """Change config fields at run time, e.g. ``configure(sync_polls=0, latency=0.1)``.
+
+        Applies to later requests; portfolios already syncing keep their current sync plan
+        (use :meth:`set_sync` to change one).
+        """
+        unknown = set(changes) - set(CONFIG_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        if "api_keys" in changes and isinstance(changes["api_keys"], dict):
+            changes["api_keys"] = dict(changes["api_keys"])
+        with self._lock:
+            new = replace(self.config, **changes)  # validates in __post_init__
+            if new.seed != self.config.seed:
+                self._faults.clear(seed=new.seed)
+            self.config = new
+
+    def add_fault(self, fault: Fault) -> None:
+        if not isinstance(fault, Fault):
+            raise TypeError("add_fault takes a Fault")
+        with self._lock:
+            self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self) -> list[Fault]:
+        """Faults still active, in match order."""
+        with self._lock:
+            return self._faults.active()
+
+    def take_fault(self, endpoint: str, path: str) -> Fault | None:
+        """The fault to apply to this request, if any (consumes one use of a ``times`` fault)."""
+        with self._lock:
+            return self._faults.take(endpoint, path)
+
+    # ------------------------------------------------------------------ request log
+
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        endpoint: str | None,
+        query: dict[str, str],
+        status: int | None,
+        credits: int = 0,
+        fault: str | None = None,
+        portfolio_id: str | None = None,
+    ) -> RequestRecord:
+        safe_query = {k: ("***" if k.lower() in _SECRET_PARAMS else v) for k, v in query.items()}
+        with self._lock:
+            self._seq += 1
+            entry = RequestRecord(
+                seq=self._seq,
+                at=time.monotonic(),
+                method=method,
+                path=path,
+                endpoint=endpoint,
+                query=safe_query,
+                status=status,
+                credits=credits,
+                fault=fault,
+                portfolio_id=portfolio_id,
+            )
+            self._log.append(entry)
+            return entry
+
+    def requests(self, endpoint: str | None = None, path: str | None = None) -> list[RequestRecord]:
+        """Logged API requests, oldest first; filter by catalog name and/or path (exact or glob)."""
+        with self._lock:
+            entries = list(self._log)
+        if endpoint is not None:
+            entries = [r for r in entries if r.endpoint == endpoint]
+        if path is not None:
+            entries = [r for r in entries if r.path == path or fnmatch.fnmatchcase(r.path, path)]
+        return entries
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # ------------------------------------------------------------------ credits
+
+    def is_valid_key(self, api_key: str) -> bool:
+        return api_key in self.config.api_keys
+
+    def credits_used(self, api_key: str | None = None) -> int:
+        """Credits charged so far to ``api_key`` (default: the first configured key)."""
+        with self._lock:
+            key = api_key if api_key is not None else self.config.first_key
+            return self._used.get(key, 0)
+
+    def set_credits(self, api_key: str, total: int) -> None:
+        """Set a key's total credits; an unknown key is added (and accepted from then on)."""
+        with self._lock:
+            keys = dict(self.config.api_keys)
+            keys[api_key] = total
+            self.config = replace(self.config, api_keys=keys)
+
+    def credits_report(self) -> dict[str, dict[str, int]]:
+        """Per-key usage labelled "key-1", "key-2"... (the admin API never reveals keys)."""
+        with self._lock:
+            report = {}
+            for index, (key, total) in enumerate(self.config.api_keys.items()):
+                used = self._used.get(key, 0)
+                report[key_label(index)] = {"used": used, "total": total, "remaining": max(0, total - used)}
+            return report
+
+    @contextmanager
+    def account(self, api_key: str) -> Iterator[Account]:
+        """Hold the lock and give one key's view of the state (used by the request handlers)."""
+        with self._lock:
+            yield Account(self, api_key)
+
+    # ------------------------------------------------------------------ portfolios
+
+    def portfolios(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Portfolios of ``api_key``, or of every key when None.
+
+        Each is ``{portfolioId, portfolioName, portfolioType, connectionId, status}``; reading
+        ``status`` here does not count as a poll.
+        """
+        with self._lock:
+            owner = fingerprint(api_key) if api_key is not None else None
+            return [p.summary() for p in self._portfolios.values() if owner is None or p.owner == owner]
+
+    def portfolio_owner_labels(self) -> dict[str, str]:
+        """portfolioId -> key label, for the admin API."""
+        with self._lock:
+            labels = {fingerprint(k): key_label(i) for i, k in enumerate(self.config.api_keys)}
+            return {pid: labels.get(p.owner, "unknown-key") for pid, p in self._portfolios.items()}
+
+    def set_sync(self, portfolio_id: str, polls: int | None = None, seconds: float | None = None) -> None:
+        """Put a portfolio (back) into syncing; None means the configured default."""
+        with self._lock:
+            portfolio = self._get(portfolio_id)
+            _start_sync(
+                portfolio,
+                self.config.sync_polls if polls is None else _non_negative_int(polls, "polls"),
+                self.config.sync_seconds if seconds is None else _non_negative(seconds, "seconds"),
+            )
+
+    def set_transaction_count(self, portfolio_id: str, count: int) -> None:
+        """Give one portfolio ``count`` transactions (e.g. 100_000 for large-portfolio tests)."""
+        with self._lock:
+            self._get(portfolio_id).transaction_count = _non_negative_int(count, "count")
+
+    def profile(self, portfolio_id: str) -> data.PortfolioProfile:
+        """What the data generators see for a portfolio (handy for computing expected data)."""
+        with self._lock:
+            return self._profile(self._get(portfolio_id))
+
+    def _get(self, portfolio_id: str) -> _Portfolio:
+        try:
+            return self._portfolios[portfolio_id]
+        except KeyError:
+            raise KeyError(f"unknown portfolio {portfolio_id!r}") from None
+
+    def _profile(self, portfolio: _Portfolio) -> data.PortfolioProfile:
+        count = portfolio.transaction_count
+        return data.PortfolioProfile(
+            seed=self.config.seed,
+            portfolio_id=portfolio.portfolio_id,
+            kind=portfolio.kind,
+            connection_id=portfolio.connection_id,
+            name=portfolio.name,
+            transaction_count=self.config.transactions_per_portfolio if count is None else count,
+            address=portfolio.address,
+        )
+
+
+def _non_negative_int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return value
+
+
+def _non_negative(value: object, name: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0")
+    return float(value)
