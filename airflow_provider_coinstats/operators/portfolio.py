@@ -204,15 +204,19 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
         self.exchange = exchange
         self.exchange_conn_id = exchange_conn_id
         self.connection_fields = connection_fields
+        self._rendered_fields: dict[str, Any] | None = None
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
-        # Register rendered credentials before Airflow stores the rendered fields, so the
-        # stored copy and every later log line show *** instead.
+        # Keep the rendered credentials off the template field itself: Airflow stores and (3.0)
+        # debug-logs rendered fields, and only 3.1+ redacts them in the worker. The values move
+        # to a private attribute, masked, and the field Airflow sees holds *** only.
         if isinstance(self.connection_fields, Mapping):
-            for value in self.connection_fields.values():
+            self._rendered_fields = dict(self.connection_fields)
+            for value in self._rendered_fields.values():
                 if isinstance(value, str) and value:
                     mask_secret(value)
+            self.connection_fields = dict.fromkeys(self._rendered_fields, "***")
 
     def credentials(self) -> dict[str, Any]:
         """The connection fields to send: the exchange connection's, overridden by ``connection_fields``."""
@@ -224,10 +228,11 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
             if conn.password:
                 fields["apiSecret"] = conn.password
             fields.update(conn.extra_dejson or {})
-        if self.connection_fields is not None:
-            if not isinstance(self.connection_fields, Mapping):
+        explicit = self._rendered_fields if self._rendered_fields is not None else self.connection_fields
+        if explicit is not None:
+            if not isinstance(explicit, Mapping):
                 raise CoinStatsValidationError("connection_fields", "must be a mapping of field name to string")
-            fields.update(self.connection_fields)
+            fields.update(explicit)
         for value in fields.values():
             if isinstance(value, str) and value:
                 mask_secret(value)
