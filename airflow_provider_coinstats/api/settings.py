@@ -6,7 +6,6 @@ read a connection the same way. Nothing here does I/O.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
@@ -152,6 +151,8 @@ def is_loopback(hostname: str) -> bool:
     """True for ``localhost`` and any address in 127.0.0.0/8 or ::1."""
     if hostname.lower() in ("localhost", "localhost.localdomain"):
         return True
+    import ipaddress  # only when a connection is read, never at DAG parse time
+
     try:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:

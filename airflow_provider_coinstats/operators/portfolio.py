@@ -11,7 +11,6 @@ Importing this module is cheap: the hook (and ``requests``) are loaded inside ``
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -52,6 +51,8 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
 
 def closest(value: str, choices: Sequence[str], n: int = 3) -> list[str]:
     """The supported ids nearest to a mistyped one (for error messages)."""
+    import difflib  # only needed on the error path; keeps DAG parsing cheap
+
     return difflib.get_close_matches(value, choices, n=n, cutoff=0.4) or list(choices[:n])
 
 
