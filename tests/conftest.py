@@ -119,3 +119,11 @@ def run_dag(airflow_db: None) -> Callable[..., DagResult]:
         return DagResult(dag_run.run_id, str(dag_run.state), tasks, xcoms)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_trigger_settings() -> None:
+    """Tests rebind ``coinstats_default`` to other keys; the triggers' per-process cache must not carry over."""
+    from airflow_provider_coinstats.triggers import portfolio
+
+    portfolio._settings_cache.clear()

@@ -135,3 +135,27 @@ def test_missing_connection_key_fails(coinstats_conn: Any, monkeypatch: pytest.M
 def test_poll_delay() -> None:
     assert [poll_delay(2.0, n, False, None) for n in (1, 2, 3)] == [2.0, 2.0, 2.0]
     assert [poll_delay(2.0, n, True, 10.0) for n in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_triggers_share_one_connection_lookup(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_coinstats.triggers import portfolio
+
+    lookups: list[str] = []
+    real = portfolio.aget_connection
+
+    async def counting(conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return await real(conn_id)
+
+    monkeypatch.setattr(portfolio, "aget_connection", counting)
+    pids = [connect(coinstats_conn, sync_polls=1)]
+    coinstats_conn.state.configure(sync_polls=1)
+    pids.append(CoinStatsHook().connect_wallet("0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B", "ethereum").portfolio_id)
+
+    async def both() -> list[dict[str, Any]]:
+        # One after the other in one loop, as a triggerer runs them: the second finds the first's lookup.
+        return [await first_event(make_trigger(pid)) for pid in pids]
+
+    events = asyncio.run(both())
+    assert [e["status"] for e in events] == ["synced", "synced"]
+    assert lookups == ["coinstats_default"]
