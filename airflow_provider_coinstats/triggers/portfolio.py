@@ -2,7 +2,7 @@
 
 The trigger fetches its connection asynchronously once, then probes with
 :func:`~airflow_provider_coinstats.sync_probe.arun_probe` (the same request, classifier and retry
-policy as the sync sensor, over ``httpx``), sleeping with ``asyncio.sleep`` between polls. It owns
+policy as the sync sensor, over ``aiohttp``), sleeping with ``asyncio.sleep`` between polls. It owns
 an absolute wall-clock deadline, so the timeout holds even if the triggerer restarts: a trigger
 re-created from its serialized kwargs picks up the same deadline.
 """
