@@ -363,3 +363,14 @@ def test_secrets_never_leak(
     for secret in (api_key, exchange_key, exchange_secret):
         for haystack in haystacks:
             assert secret not in haystack
+
+
+def test_non_object_answer_is_an_invalid_response() -> None:
+    from airflow_provider_coinstats.api import operations as ops
+    from airflow_provider_coinstats.hooks.coinstats import _object
+
+    request = ops.portfolio_value("p1")
+    assert _object(None, request) == {}  # an empty DELETE answer
+    assert _object({"totalValue": 1}, request) == {"totalValue": 1}
+    with pytest.raises(exc.CoinStatsInvalidResponseError, match="GET /portfolio/value"):
+        _object([1, 2], request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_coinstats._compat import BaseHook, mask_secret
 from airflow_provider_coinstats.api import operations as ops
@@ -91,18 +91,6 @@ class CoinStatsHook(BaseHook):
     conn_type = "coinstats"
     hook_name = "CoinStats"
 
-    #: Connection extras understood by the hook (also declared in the provider info).
-    extra_fields: ClassVar[tuple[str, ...]] = (
-        "timeout",
-        "max_attempts",
-        "auth_type",
-        "backoff_base",
-        "backoff_max",
-        "retry_after_max",
-        "max_retry_time",
-        "portfolio_url_template",
-    )
-
     def __init__(self, coinstats_conn_id: str = default_conn_name, max_attempts: int | None = None) -> None:
         super().__init__()
         self.coinstats_conn_id = coinstats_conn_id
@@ -172,7 +160,8 @@ class CoinStatsHook(BaseHook):
     # --- portfolio management ------------------------------------------------------------------
 
     def list_portfolios(self) -> list[dict[str, Any]]:
-        return _items(self.run(ops.list_portfolios()), ops.list_portfolios(), ("result",))
+        request = ops.list_portfolios()
+        return _items(self.run(request), request, ("result",))
 
     def get_portfolio_status(self, portfolio_id: str) -> str:
         """``syncing`` or ``synced``."""
@@ -187,15 +176,18 @@ class CoinStatsHook(BaseHook):
 
     def sync_portfolio(self, portfolio_id: str | None) -> dict[str, Any]:
         """Start a re-sync. Without a portfolio id every API portfolio is synced, at 10x cost."""
-        return _object(self.run(ops.portfolio_sync(portfolio_id)))
+        request = ops.portfolio_sync(portfolio_id)
+        return _object(self.run(request), request)
 
     def delete_portfolio(self, portfolio_id: str) -> dict[str, Any]:
-        return _object(self.run(ops.delete_portfolio(portfolio_id)))
+        request = ops.delete_portfolio(portfolio_id)
+        return _object(self.run(request), request)
 
     # --- portfolio data -------------------------------------------------------------------------
 
     def get_portfolio_value(self, portfolio_id: str, currency: str = "USD") -> dict[str, Any]:
-        return _object(self.run(ops.portfolio_value(portfolio_id, currency)))
+        request = ops.portfolio_value(portfolio_id, currency)
+        return _object(self.run(request), request)
 
     def iter_portfolio_coins(
         self, portfolio_id: str, *, limit: int = MAX_PAGE_LIMIT, include_risk_score: bool = False
@@ -245,7 +237,8 @@ class CoinStatsHook(BaseHook):
 
     def get_portfolio_defi(self, portfolio_id: str) -> dict[str, Any]:
         """DeFi positions. Expensive: 400 credits."""
-        return _object(self.run(ops.portfolio_defi(portfolio_id)))
+        request = ops.portfolio_defi(portfolio_id)
+        return _object(self.run(request), request)
 
     def iter_portfolio_snapshot_items(
         self,
@@ -305,7 +298,8 @@ class CoinStatsHook(BaseHook):
 
     def get_usage_credits(self) -> dict[str, Any]:
         """``{totalCredits, usedCredits, remainingCredits, subscription}``; free."""
-        return _object(self.run(ops.usage_credits()))
+        request = ops.usage_credits()
+        return _object(self.run(request), request)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -373,8 +367,15 @@ class CoinStatsHook(BaseHook):
         }
 
 
-def _object(payload: Any) -> dict[str, Any]:
-    return payload if isinstance(payload, dict) else {"result": payload}
+def _object(payload: Any, request: ApiRequest) -> dict[str, Any]:
+    """The JSON object of an answer; an empty answer (e.g. a bare DELETE) is ``{}``."""
+    if payload is None:
+        return {}
+    if isinstance(payload, dict):
+        return payload
+    raise CoinStatsInvalidResponseError(
+        200, "expected a JSON object in the answer", method=request.method, path=request.path
+    )
 
 
 def _items(payload: Any, request: ApiRequest, keys: tuple[str, ...]) -> list[dict[str, Any]]:
