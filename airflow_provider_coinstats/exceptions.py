@@ -51,6 +51,23 @@ class CoinStatsConfigError(CoinStatsError, ValueError):
     """The Airflow connection is unusable (bad host, plain http to a remote host, bad extra)."""
 
 
+class CoinStatsDestinationError(CoinStatsError):
+    """An export destination cannot be written (checked before any paid request).
+
+    Not permanent: storage outages and permissions can be fixed between Airflow retries, and a
+    retry spends no credits because the check runs first.
+
+    Example::
+
+        CoinStatsDestinationError("path", "cannot write to s3://bucket/coinstats: AccessDenied")
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
 class CoinStatsTransportError(CoinStatsError):
     """No complete HTTP answer: connection refused or dropped, timeout. Retryable."""
 

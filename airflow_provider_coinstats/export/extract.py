@@ -1,0 +1,224 @@
+"""Which CoinStats reads make each dataset, validated up front and streamed page by page.
+
+:func:`plan_export` checks everything an export was given (dataset names, portfolio id,
+currency, chart type, P&L window, dates) by building the first request of every dataset, which
+validates without sending anything: a typo in the last dataset fails before the first paid
+request. :func:`extract_rows` then reads one dataset through the hook and yields flat rows
+(see :mod:`.schemas`); paginated datasets are consumed lazily, so memory is bounded by one page.
+
+Incremental transaction loads pass ``since`` (the destination's watermark): the request carries
+``from`` and, because CoinStats documents that filter only in prose, pagination also stops once
+a whole page's worth of consecutive rows is older than ``since``. Transactions are listed newest
+first, so nothing newer can follow.
+
+Example::
+
+    plan = plan_export(["coins", "transactions"], portfolio_id=pid, options=ExportOptions())
+    for row in extract_rows(hook, "coins", pid, extracted_at=now, options=plan.options):
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
+from airflow_provider_coinstats.api.operations import ApiRequest
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.export.schemas import DATASETS, iter_rows
+
+if TYPE_CHECKING:
+    from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Request parameters of an export; each dataset uses the ones that apply to it.
+
+    ``from_date``/``to_date`` bound transactions, snapshot items and P&L history (P&L needs
+    both, or neither and a ``pl_range``); snapshot items take ``YYYY-MM-DD``. ``currency`` is
+    the currency of transactions, value and P&L amounts.
+
+    Example::
+
+        ExportOptions(currency="EUR", chart_type="1y", from_date="2026-01-01", to_date="2026-02-01")
+    """
+
+    currency: str = "USD"
+    chart_type: str = "1m"
+    pl_interval: str = "daily"
+    pl_range: str = "1m"
+    from_date: str | None = None
+    to_date: str | None = None
+    page_limit: int = MAX_PAGE_LIMIT
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Validated datasets and options, plus the first request of each (for credit estimates)."""
+
+    portfolio_id: str
+    datasets: tuple[str, ...]
+    options: ExportOptions
+    first_requests: Mapping[str, ApiRequest] = field(default_factory=dict)
+
+    def min_credits(self) -> int:
+        """Credits the first page of every dataset costs; pagination can add more."""
+        return sum(request.credits for request in self.first_requests.values())
+
+
+def require_portfolio_id(value: object) -> str:
+    """The portfolio id, refusing what a template renders to when the connect task is not upstream."""
+    if value == "None":
+        raise CoinStatsValidationError(
+            "portfolio_id", "rendered to 'None': is the connect task upstream of this one and did it push an id?"
+        )
+    return ops.require_text("portfolio_id", value)
+
+
+def validate_datasets(value: object) -> tuple[str, ...]:
+    """Dataset names as a tuple without repeats; unknown names are refused, listing the valid ones."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or isinstance(names, bytes) or not names:
+        raise CoinStatsValidationError("datasets", f"must be a non-empty list of dataset names ({', '.join(DATASETS)})")
+    unknown = [name for name in names if name not in DATASETS]
+    if unknown:
+        raise CoinStatsValidationError(
+            "datasets", f"unknown dataset(s) {', '.join(map(repr, unknown))}; choose from {', '.join(DATASETS)}"
+        )
+    return tuple(dict.fromkeys(str(name) for name in names))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _transactions_request(pid: str, o: ExportOptions, page: int, since: datetime | None) -> ApiRequest:
+    from_date = _iso(since) if since is not None else o.from_date
+    return ops.portfolio_transactions(
+        pid, currency=o.currency, page=page, limit=o.page_limit, from_date=from_date, to_date=o.to_date
+    )
+
+
+def _pl_kwargs(o: ExportOptions) -> dict[str, Any]:
+    return {
+        "interval": o.pl_interval,
+        "range_": o.pl_range,
+        "from_date": o.from_date,
+        "to_date": o.to_date,
+        "currency": o.currency,
+    }
+
+
+def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
+    try:
+        return ops.portfolio_pl_history(pid, **_pl_kwargs(o))
+    except CoinStatsValidationError as error:
+        # Name the export's own arguments, not the request builder's.
+        renamed = {"interval": "pl_interval", "range_": "pl_range"}.get(error.field)
+        if renamed is None:
+            raise
+        raise CoinStatsValidationError(renamed, error.problem) from None
+
+
+#: dataset -> the first request it sends (validation happens while building it).
+_FIRST_REQUEST: Final[Mapping[str, Callable[[str, ExportOptions], ApiRequest]]] = {
+    "coins": lambda pid, o: ops.portfolio_coins(pid, 1, o.page_limit, False),
+    "value": lambda pid, o: ops.portfolio_value(pid, o.currency),
+    "chart": lambda pid, o: ops.portfolio_chart(pid, o.chart_type),
+    "transactions": lambda pid, o: _transactions_request(pid, o, 1, None),
+    "defi": lambda pid, o: ops.portfolio_defi(pid),
+    "snapshot_items": lambda pid, o: ops.portfolio_snapshot_items(
+        pid, page=1, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date
+    ),
+    "pl_history": _pl_request,
+}
+
+
+def plan_export(datasets: object, *, portfolio_id: object, options: ExportOptions) -> ExportPlan:
+    """Validate an export completely, without sending anything.
+
+    Raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsValidationError` naming the
+    field (``datasets``, ``portfolio_id``, ``currency``, ``chart_type``, ``from_date`` ...).
+
+    Example::
+
+        plan_export(["coins"], portfolio_id="p1", options=ExportOptions()).min_credits()  # 2
+    """
+    names = validate_datasets(datasets)
+    pid = require_portfolio_id(portfolio_id)
+    return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
+
+
+def _payload(
+    hook: CoinStatsHook, dataset: str, pid: str, o: ExportOptions, since: datetime | None
+) -> Iterable[Any] | Mapping[str, Any]:
+    if dataset == "coins":
+        return hook.iter_portfolio_coins(pid, limit=o.page_limit)
+    if dataset == "value":
+        return hook.get_portfolio_value(pid, o.currency)
+    if dataset == "chart":
+        return hook.get_portfolio_chart(pid, o.chart_type)
+    if dataset == "transactions":
+        request = _transactions_request(pid, o, 1, since)
+        return hook.iter_portfolio_transactions(
+            pid,
+            currency=o.currency,
+            limit=o.page_limit,
+            from_date=request.params.get("from"),
+            to_date=request.params.get("to"),
+        )
+    if dataset == "defi":
+        return hook.get_portfolio_defi(pid)
+    if dataset == "snapshot_items":
+        return hook.iter_portfolio_snapshot_items(pid, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date)
+    return hook.get_portfolio_pl_history(pid, **_pl_kwargs(o))
+
+
+def _newer_than(rows: Iterator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:
+    # Rows at or after the watermark are re-read on purpose (the loader upserts on row_key), so a
+    # transaction stamped exactly at the watermark is never lost.
+    older_in_a_row = 0
+    for row in rows:
+        if row["date"] >= since:
+            older_in_a_row = 0
+            yield row
+            continue
+        older_in_a_row += 1
+        if older_in_a_row >= page_limit:
+            return
+
+
+def extract_rows(
+    hook: CoinStatsHook,
+    dataset: str,
+    portfolio_id: str,
+    *,
+    extracted_at: datetime,
+    options: ExportOptions,
+    since: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Flat rows of one dataset, read through ``hook`` page by page.
+
+    ``since`` (transactions only) limits the read to transactions dated at or after it.
+
+    Example::
+
+        rows = extract_rows(hook, "transactions", pid, extracted_at=now, options=ExportOptions(), since=watermark)
+    """
+    if since is not None and dataset != "transactions":
+        raise CoinStatsValidationError("since", "incremental reads are supported for transactions only")
+    rows = iter_rows(
+        dataset,
+        _payload(hook, dataset, portfolio_id, options, since),
+        portfolio_id=portfolio_id,
+        extracted_at=extracted_at,
+        currency=options.currency,
+    )
+    if since is None:
+        return rows
+    return _newer_than(rows, since.astimezone(UTC), options.page_limit)

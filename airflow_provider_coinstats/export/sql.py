@@ -1,0 +1,301 @@
+"""Load flat dataset rows into a SQL table through any common-sql ``DbApiHook``.
+
+One :class:`SqlTable` is one dataset's table. Every load runs in a single database transaction,
+so a failed or interrupted export leaves the table exactly as it was, and a rerun never
+duplicates a row:
+
+=========================================  ==========================================================
+dataset                                    what a load does
+=========================================  ==========================================================
+``coins``, ``defi``                        replace the portfolio's rows (the table is the current
+                                           state: a coin sold since the last run disappears)
+``value``                                  replace the portfolio's rows in that currency
+``chart``, ``pl_history``,                 upsert on the dataset key (delete the keys being loaded,
+``snapshot_items``, ``transactions``       then insert): history accumulates, reruns replace
+=========================================  ==========================================================
+
+Upserts are written as DELETE-by-key plus INSERT inside the transaction, which every SQL
+database runs, rather than a dialect's MERGE/ON CONFLICT. ``transactions`` also offer a
+watermark (the newest ``date`` loaded for the portfolio) for incremental reads.
+
+Created tables get a primary key on the dataset key. Column types come from
+:data:`COLUMN_TYPES` by ``hook.dialect_name`` (PostgreSQL gets exact ``NUMERIC`` and
+``TIMESTAMP WITH TIME ZONE``; SQLite stores timestamps as fixed-width ISO-8601 text, which sorts
+correctly; other databases get portable types); ``column_types`` overrides any of them.
+
+Example::
+
+    table = SqlTable(hook, "coinstats_transactions", "transactions")
+    table.prepare(create=True)
+    table.load(rows, portfolio_id=pid)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.export.schemas import DatasetSchema, get_schema
+
+if TYPE_CHECKING:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+#: dataset -> columns whose values select the rows a load replaces (all other datasets upsert).
+REPLACE_SCOPE: Final[Mapping[str, tuple[str, ...]]] = {
+    "coins": ("portfolio_id",),
+    "defi": ("portfolio_id",),
+    "value": ("portfolio_id", "currency"),
+}
+
+#: dialect -> column type -> SQL type used by CREATE TABLE.
+COLUMN_TYPES: Final[Mapping[str, Mapping[str, str]]] = {
+    "postgresql": {
+        "string": "TEXT",
+        "decimal": "NUMERIC",
+        "integer": "BIGINT",
+        "boolean": "BOOLEAN",
+        "timestamp": "TIMESTAMP WITH TIME ZONE",
+    },
+    "sqlite": {
+        "string": "TEXT",
+        "decimal": "NUMERIC",
+        "integer": "INTEGER",
+        "boolean": "BOOLEAN",
+        "timestamp": "TEXT",
+    },
+    # Portable types; NUMERIC(38, 18) rounds beyond 18 decimal places (override with column_types).
+    "default": {
+        "string": "VARCHAR(1024)",
+        "decimal": "NUMERIC(38, 18)",
+        "integer": "BIGINT",
+        "boolean": "BOOLEAN",
+        "timestamp": "TIMESTAMP",
+    },
+}
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
+
+#: Bind parameters per statement stay under SQLite's historical limit of 999.
+_MAX_PARAMS: Final = 900
+
+
+def validate_table_name(field: str, name: object) -> str:
+    """``name`` if it is a plain or schema-qualified identifier; tables are never quoted or templated into SQL."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise CoinStatsValidationError(
+            field, f"must be a table name like coinstats_coins or analytics.coinstats_coins, got {name!r}"
+        )
+    return name
+
+
+def _sqlite_value(value: Any) -> Any:
+    # sqlite3 binds neither Decimal nor aware datetimes. NUMERIC affinity turns the digit string
+    # into the same number; fixed-width ISO text keeps MAX(date) and ORDER BY correct.
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def _parse_timestamp(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class SqlTable:
+    """The table one dataset loads into, behind any common-sql ``DbApiHook``.
+
+    Example::
+
+        from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+        table = SqlTable(SqliteHook("warehouse"), "coinstats_coins", "coins")
+        table.prepare(create=True)  # creates it, or checks an existing table's columns
+        table.load(rows, portfolio_id="p1")  # one transaction: replace p1's holdings
+    """
+
+    def __init__(
+        self,
+        hook: DbApiHook,
+        table: str,
+        dataset: str,
+        *,
+        column_types: Mapping[str, str] | None = None,
+        batch_size: int = 1000,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise CoinStatsValidationError("batch_size", f"must be a positive integer, got {batch_size!r}")
+        self.hook = hook
+        self.table = validate_table_name("table", table)
+        self.schema: DatasetSchema = get_schema(dataset)
+        self.batch_size = batch_size
+        self.dialect = str(getattr(hook, "dialect_name", "default") or "default").lower()
+        types = dict(COLUMN_TYPES.get(self.dialect, COLUMN_TYPES["default"]))
+        self._column_types = {c.name: types[c.type] for c in self.schema.columns}
+        for name, sql_type in (column_types or {}).items():
+            if name not in self._column_types:
+                raise CoinStatsValidationError(
+                    "column_types", f"{name!r} is not a column of {self.schema.name}; columns: {self._columns_text()}"
+                )
+            self._column_types[name] = sql_type
+        self._adapt = _sqlite_value if self.dialect == "sqlite" else None
+
+    def _columns_text(self) -> str:
+        return ", ".join(self.schema.column_names())
+
+    # --- structure ------------------------------------------------------------------------------
+
+    def create_table_sql(self) -> str:
+        """The CREATE TABLE statement: schema columns in order, NOT NULL where declared, primary key on the key."""
+        columns = [
+            f"{c.name} {self._column_types[c.name]}{'' if c.nullable else ' NOT NULL'}" for c in self.schema.columns
+        ]
+        columns.append(f"PRIMARY KEY ({', '.join(self.schema.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.table} (\n    " + ",\n    ".join(columns) + "\n)"
+
+    def existing_columns(self) -> list[str] | None:
+        """Column names of the table (lower-cased), or ``None`` if it cannot be read (usually: it does not exist)."""
+        conn = self.hook.get_conn()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(f"SELECT * FROM {self.table} WHERE 1 = 0")
+                return [str(d[0]).lower() for d in cursor.description or ()]
+            except Exception:
+                # A failed statement poisons the transaction on some databases (PostgreSQL).
+                conn.rollback()
+                return None
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+
+    def prepare(self, *, create: bool) -> bool:
+        """Make sure the table can take this dataset's rows; return whether it was created.
+
+        Runs before any CoinStats request, so a wrong table costs no credits. A missing table
+        is created when ``create`` is true; an existing one must have every schema column (extra
+        columns, e.g. a ``loaded_at`` with a default, are allowed).
+        """
+        columns = self.existing_columns()
+        created = False
+        if columns is None:
+            if not create:
+                raise CoinStatsValidationError(
+                    "table", f"{self.table} does not exist (or cannot be read); create it or set create_table=True"
+                )
+            self.hook.run(self.create_table_sql(), autocommit=True)
+            created = True
+            columns = self.existing_columns()
+            if columns is None:
+                raise CoinStatsValidationError("table", f"{self.table} could not be read after CREATE TABLE")
+        missing = [name for name in self.schema.column_names() if name.lower() not in columns]
+        if missing:
+            raise CoinStatsValidationError(
+                "table",
+                f"{self.table} does not match the {self.schema.name} schema: missing column(s) "
+                f"{', '.join(missing)}; expected columns: {self._columns_text()}",
+            )
+        return created
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def watermark(self, portfolio_id: str) -> datetime | None:
+        """The newest transaction ``date`` loaded for ``portfolio_id`` (``None`` if none)."""
+        if self.schema.name != "transactions":
+            raise CoinStatsValidationError("incremental", "watermarks exist for transactions only")
+        value = self.hook.get_first(
+            f"SELECT MAX(date) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+        )
+        return _parse_timestamp(value[0] if value else None)
+
+    def count(self, portfolio_id: str) -> int:
+        """Rows of ``portfolio_id`` in the table."""
+        value = self.hook.get_first(
+            f"SELECT COUNT(*) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+        )
+        return int(value[0]) if value else 0
+
+    # --- load -----------------------------------------------------------------------------------
+
+    def load(self, rows: Iterable[dict[str, Any]], *, portfolio_id: str, scope: Mapping[str, Any] | None = None) -> int:
+        """Write ``rows`` of one portfolio in one transaction; return how many rows were read.
+
+        ``scope`` gives the values of :data:`REPLACE_SCOPE` columns other than ``portfolio_id``
+        (``currency`` for ``value``), so replacing works even when the new answer is empty.
+        """
+        names = self.schema.column_names()
+        mark = self.hook.placeholder
+        insert = f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+        replace_scope = REPLACE_SCOPE.get(self.schema.name)
+        scope_values = {"portfolio_id": portfolio_id, **(scope or {})}
+        read = 0
+        conn = self.hook.get_conn()
+        if self.hook.supports_autocommit:
+            self.hook.set_autocommit(conn, False)
+        cursor = conn.cursor()
+        try:
+            if replace_scope is not None:
+                where = " AND ".join(f"{c} = {mark}" for c in replace_scope)
+                cursor.execute(f"DELETE FROM {self.table} WHERE {where}", [scope_values[c] for c in replace_scope])
+            for batch in _batches(rows, self.batch_size):
+                read += len(batch)
+                unique = self._unique(batch, portfolio_id)
+                if replace_scope is None:
+                    self._delete_keys(cursor, unique)
+                cursor.executemany(insert, [self._values(row, names) for row in unique])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cursor.close()
+            conn.close()
+        return read
+
+    def _values(self, row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+        adapt = self._adapt
+        if adapt is None:
+            return tuple(row[name] for name in names)
+        return tuple(adapt(row[name]) for name in names)
+
+    def _unique(self, batch: list[dict[str, Any]], portfolio_id: str) -> list[dict[str, Any]]:
+        # Pages can overlap when new transactions arrive mid-export; the last copy of a key wins.
+        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in batch:
+            if row["portfolio_id"] != portfolio_id:
+                raise CoinStatsValidationError("rows", f"a load takes one portfolio; got {row['portfolio_id']!r}")
+            by_key[tuple(row[name] for name in self.schema.key)] = row
+        return list(by_key.values())
+
+    def _delete_keys(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        mark = self.hook.placeholder
+        key = [name for name in self.schema.key if name != "portfolio_id"]
+        chunk = max(1, (_MAX_PARAMS - 1) // len(key))
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            if len(key) == 1:
+                match = f"{key[0]} IN ({', '.join([mark] * len(part))})"
+            else:
+                one = "(" + " AND ".join(f"{name} = {mark}" for name in key) + ")"
+                match = "(" + " OR ".join([one] * len(part)) + ")"
+            params: list[Any] = [rows[0]["portfolio_id"]]
+            for row in part:
+                params.extend(row[name] for name in key)
+            if self._adapt is not None:
+                params = [self._adapt(value) for value in params]
+            cursor.execute(f"DELETE FROM {self.table} WHERE portfolio_id = {mark} AND {match}", params)

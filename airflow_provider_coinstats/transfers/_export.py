@@ -1,0 +1,148 @@
+"""The flow every CoinStats export shares: validate, check the destination, stream, emit Assets.
+
+Subclasses say where rows go (:meth:`_ExportOperator.prepare_destination` and
+:meth:`_ExportOperator.export_dataset`); everything else, including the order "no paid request
+before every argument and the destination are checked", lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_coinstats.export.extract import ExportOptions, ExportPlan, plan_export, validate_datasets
+from airflow_provider_coinstats.operators.portfolio import fail_fast_on_permanent_errors
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, Context
+
+    from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+
+def is_templated(value: object) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+class _ExportOperator(BaseOperator):
+    """Shared base of the export operators; not for direct use."""
+
+    template_fields: Sequence[str] = (
+        "portfolio_id",
+        "coinstats_conn_id",
+        "currency",
+        "from_date",
+        "to_date",
+    )
+    ui_color = "#c9e4ca"
+
+    def __init__(
+        self,
+        *,
+        portfolio_id: str,
+        datasets: Sequence[str] | str,
+        coinstats_conn_id: str = "coinstats_default",
+        currency: str = "USD",
+        chart_type: str = "1m",
+        pl_interval: str = "daily",
+        pl_range: str = "1m",
+        from_date: str | None = None,
+        to_date: str | None = None,
+        page_limit: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        user_outlets = kwargs.get("outlets")
+        super().__init__(**kwargs)
+        # Datasets decide tables, files and Assets, so they are fixed when the DAG is parsed.
+        self.datasets = validate_datasets(datasets)
+        self.portfolio_id = portfolio_id
+        self.coinstats_conn_id = coinstats_conn_id
+        self.currency = currency
+        self.chart_type = chart_type
+        self.pl_interval = pl_interval
+        self.pl_range = pl_range
+        self.from_date = from_date
+        self.to_date = to_date
+        self.page_limit = page_limit
+        self._emit_assets = user_outlets is None
+
+    def _init_outlets(self) -> None:
+        # Called at the end of a subclass's __init__, once its destination attributes exist.
+        if self._emit_assets:
+            self.outlets = [asset for asset in (self.dataset_asset(d) for d in self.datasets) if asset is not None]
+
+    # --- what subclasses provide ----------------------------------------------------------------
+
+    def dataset_asset(self, dataset: str) -> Asset | None:
+        """The Asset this operator updates for ``dataset`` (``None``: not known at parse time)."""
+        raise NotImplementedError
+
+    def prepare_destination(self, plan: ExportPlan, context: Context) -> None:
+        """Check (and create) the destination; runs before any CoinStats request."""
+        raise NotImplementedError
+
+    def export_dataset(
+        self, hook: CoinStatsHook, plan: ExportPlan, dataset: str, extracted_at: datetime, context: Context
+    ) -> dict[str, Any]:
+        """Read one dataset and write it; return a JSON-able summary with ``rows`` and ``location``."""
+        raise NotImplementedError
+
+    # --- the shared flow ------------------------------------------------------------------------
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(
+            currency=self.currency,
+            chart_type=self.chart_type,
+            pl_interval=self.pl_interval,
+            pl_range=self.pl_range,
+            from_date=self.from_date,
+            to_date=self.to_date,
+            page_limit=self.page_limit,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+        with fail_fast_on_permanent_errors():
+            plan = plan_export(self.datasets, portfolio_id=self.portfolio_id, options=self.options())
+            self.prepare_destination(plan, context)
+            hook = CoinStatsHook(self.coinstats_conn_id)
+            extracted_at = datetime.now(UTC)
+            self.log.info(
+                "Exporting %s of portfolio %s (at least %d credits)",
+                ", ".join(plan.datasets),
+                plan.portfolio_id,
+                plan.min_credits(),
+            )
+            summary: dict[str, Any] = {}
+            try:
+                for dataset in plan.datasets:
+                    before = hook.credits_spent
+                    result = self.export_dataset(hook, plan, dataset, extracted_at, context)
+                    result["credits"] = hook.credits_spent - before
+                    summary[dataset] = result
+                    self.log.info(
+                        "%s: %d rows to %s (%d credits)", dataset, result["rows"], result["location"], result["credits"]
+                    )
+                    self._record_event(context, dataset, plan, result)
+            finally:
+                hook.close()
+        return {
+            "portfolio_id": plan.portfolio_id,
+            "extracted_at": extracted_at.isoformat(),
+            "credits_spent": hook.credits_spent,
+            "datasets": summary,
+        }
+
+    def _record_event(self, context: Context, dataset: str, plan: ExportPlan, result: dict[str, Any]) -> None:
+        asset = self.dataset_asset(dataset) if self._emit_assets else None
+        if asset is None:
+            return
+        context["outlet_events"][asset].extra = {
+            "portfolio_id": plan.portfolio_id,
+            "dataset": dataset,
+            "rows": result["rows"],
+            "location": result["location"],
+        }
