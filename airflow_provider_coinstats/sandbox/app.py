@@ -291,6 +291,17 @@ def _add_admin_routes(app: FastAPI, state: SandboxState) -> None:
         state.set_transaction_count(request.path_params["portfolio_id"], body["count"])
         return {"ok": True}
 
+    @admin("POST", "/portfolios/{portfolio_id}/transactions/append")
+    async def append_transactions(request: Request) -> Any:
+        body = await _admin_body(request)
+        unknown = set(body) - {"count"}
+        if unknown:
+            raise _AdminError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        if "count" not in body:
+            raise _AdminError("count is required")
+        state.append_transactions(request.path_params["portfolio_id"], body["count"])
+        return {"ok": True}
+
     @admin("GET", "/credits")
     async def credits(request: Request) -> Any:
         return state.credits_report()

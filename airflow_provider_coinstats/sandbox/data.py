@@ -1,13 +1,20 @@
 """Deterministic, realistic fake CoinStats data.
 
 Everything here is a pure function of ``(seed, portfolioId, index/timestamp)`` plus the
-portfolio's connection and transaction count, so repeated calls and overlapping pages always
+portfolio's connection and transaction counts, so repeated calls and overlapping pages always
 agree. "Now" for the fake data is the fixed instant :data:`DATA_AS_OF` (not the wall clock), so
 a test run next year sees the same numbers; transactions, charts and P&L windows end there.
 
 Transactions are computed lazily from their index: page N of a 100,000-transaction portfolio is
 O(limit) work (dates are strictly decreasing in the index, so date filters become an index range
 found by bisection, and the coin of index ``i`` has a closed-form inverse for ``coinId`` filters).
+
+A portfolio's transactions come in two runs. The *base* history (``transaction_count - appended``
+transactions, spaced over up to :data:`HISTORY_MS` and ending at least an hour before
+:data:`DATA_AS_OF`) and, newer than all of it, the *appended* transactions added by
+``SandboxState.append_transactions``, numbered by arrival (0 = first appended) and packed into
+that last hour. Each is generated from its number within its own run, so appending never changes
+an existing transaction, only its position in the newest-first listing.
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ DAY_MS: Final = 24 * HOUR_MS
 HISTORY_MS: Final = 3 * 365 * DAY_MS
 #: Average spacing of transactions in small portfolios; large ones are packed into HISTORY_MS.
 TX_SPACING_MS: Final = 6 * DAY_MS
+#: Spacing of appended transactions. Their dates must not depend on how many follow them, so
+#: they cannot be spread to fit a count; 100 ms leaves room for MAX_APPENDED of them.
+APPEND_STEP_MS: Final = 100
+#: Appended transactions per portfolio that fit strictly between the newest possible base
+#: transaction (AS_OF_MS - HOUR_MS) and AS_OF_MS.
+MAX_APPENDED: Final = (HOUR_MS - 1) // APPEND_STEP_MS
 
 ICON_BASE: Final = "https://static.coinstats.app"
 
@@ -369,8 +382,22 @@ class PortfolioProfile:
     kind: str  # "wallet" | "exchange"
     connection_id: str
     name: str
+    #: Every transaction the portfolio lists, the appended ones included.
     transaction_count: int
     address: str | None = None
+    #: How many of the newest transactions were appended (see the module docstring).
+    appended: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.appended <= self.transaction_count:
+            raise ValueError("appended must be between 0 and transaction_count")
+        if self.appended > MAX_APPENDED:
+            raise ValueError(f"at most {MAX_APPENDED} transactions can be appended")
+
+    @property
+    def base_count(self) -> int:
+        """Transactions of the base history (the ones not appended)."""
+        return self.transaction_count - self.appended
 
     @property
     def chain(self) -> Chain | None:
@@ -590,27 +617,46 @@ def _tx_step(count: int) -> int:
     return max(1, span // max(count, 1))
 
 
+#: Key parts naming a run: the base history keeps the keys it always had, so its data is unchanged.
+_BASE: Final = ("tx", "jitter", "block")
+_APPENDED: Final = ("appended-tx", "appended-jitter", "appended-block")
+_Run = tuple[str, str, str]
+
+
+def _run_of(profile: PortfolioProfile, index: int) -> tuple[_Run, int]:
+    """The run holding listing index ``index`` (0 = newest) and the number within that run."""
+    if index < profile.appended:
+        # The listing is newest first but appended numbers count up with arrival.
+        return _APPENDED, profile.appended - 1 - index
+    return _BASE, index - profile.appended
+
+
 def tx_date_ms(profile: PortfolioProfile, index: int) -> int:
     """Date of transaction ``index`` (0 = newest); strictly decreasing, so never repeated."""
-    step = _tx_step(profile.transaction_count)
+    run, number = _run_of(profile, index)
+    if run == _APPENDED:
+        # AS_OF_MS - HOUR_MS + 1 is just after the newest base date; MAX_APPENDED keeps it < AS_OF_MS.
+        jitter = _seed_int(profile.seed, profile.portfolio_id, run[1], number) % APPEND_STEP_MS
+        return AS_OF_MS - HOUR_MS + 1 + number * APPEND_STEP_MS + jitter
+    step = _tx_step(profile.base_count)
     # jitter < step keeps dates strictly decreasing while looking irregular.
-    jitter = _seed_int(profile.seed, profile.portfolio_id, "jitter", index) % step
-    return AS_OF_MS - HOUR_MS - index * step - jitter
+    jitter = _seed_int(profile.seed, profile.portfolio_id, run[1], number) % step
+    return AS_OF_MS - HOUR_MS - number * step - jitter
 
 
-def _block_offset(profile: PortfolioProfile, block: int, k: int) -> int:
-    return _seed_int(profile.seed, profile.portfolio_id, "block", block) % k
+def _block_offset(profile: PortfolioProfile, run: _Run, block: int, k: int) -> int:
+    return _seed_int(profile.seed, profile.portfolio_id, run[2], block) % k
 
 
-def _coin_slot(profile: PortfolioProfile, index: int, k: int) -> int:
-    """Holding used by transaction ``index``: each block of k indices uses every holding once."""
-    block, pos = divmod(index, k)
-    return (pos + _block_offset(profile, block, k)) % k
+def _coin_slot(profile: PortfolioProfile, run: _Run, number: int, k: int) -> int:
+    """Holding used by transaction ``number`` of ``run``: each block of k numbers uses every holding once."""
+    block, pos = divmod(number, k)
+    return (pos + _block_offset(profile, run, block, k)) % k
 
 
-def _slot_index(profile: PortfolioProfile, block: int, slot: int, k: int) -> int:
+def _slot_number(profile: PortfolioProfile, run: _Run, block: int, slot: int, k: int) -> int:
     """Inverse of :func:`_coin_slot` within ``block``."""
-    return block * k + (slot - _block_offset(profile, block, k)) % k
+    return block * k + (slot - _block_offset(profile, run, block, k)) % k
 
 
 def _first_index_before(profile: PortfolioProfile, t_ms: int) -> int:
@@ -625,8 +671,34 @@ def _first_index_before(profile: PortfolioProfile, t_ms: int) -> int:
     return lo
 
 
+class _SlotMatches:
+    """The numbers in ``[lo, hi)`` of one run whose coin slot is ``slot``, ascending, each in O(1)."""
+
+    def __init__(self, profile: PortfolioProfile, run: _Run, slot: int, k: int, lo: int, hi: int) -> None:
+        self._profile, self._run, self._slot, self._k = profile, run, slot, k
+        self._first, self._count = 0, 0
+        if slot < 0 or lo >= hi:
+            return
+        first, last = lo // k, (hi - 1) // k
+        if _slot_number(profile, run, first, slot, k) < lo:
+            first += 1
+        if _slot_number(profile, run, last, slot, k) >= hi:
+            last -= 1
+        self._first, self._count = first, max(0, last - first + 1)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def at(self, j: int) -> int:
+        return _slot_number(self._profile, self._run, self._first + j, self._slot, self._k)
+
+
 class TransactionView:
-    """The indices of a portfolio's transactions that pass the filters, without materialising them."""
+    """The indices of a portfolio's transactions that pass the filters, without materialising them.
+
+    Indices are listing positions (0 = newest). A ``coinId`` filter is solved per run in that
+    run's own numbering (appended numbers run against the listing order), then mapped back.
+    """
 
     def __init__(
         self,
@@ -641,36 +713,33 @@ class TransactionView:
         lo = _first_index_before(profile, to_ms) if to_ms is not None else 0
         hi = _first_index_before(profile, from_ms) if from_ms is not None else n
         self._lo, self._hi = lo, max(lo, hi)
-        self._k = len(holdings(profile))
-        self._slot: int | None = None
-        if coin_id is not None:
-            slots = [i for i, h in enumerate(holdings(profile)) if h.coin.identifier == coin_id]
-            self._slot = slots[0] if slots else -1
-            self._first_block, self._count = self._coin_blocks()
-
-    def _coin_blocks(self) -> tuple[int, int]:
-        if self._slot is None or self._slot < 0 or self._lo >= self._hi:
-            return 0, 0
-        k, slot = self._k, self._slot
-        first, last = self._lo // k, (self._hi - 1) // k
-        if _slot_index(self._profile, first, slot, k) < self._lo:
-            first += 1
-        if _slot_index(self._profile, last, slot, k) >= self._hi:
-            last -= 1
-        return first, max(0, last - first + 1)
+        self._filtered = coin_id is not None
+        if coin_id is None:
+            return
+        items = holdings(profile)
+        slots = [i for i, h in enumerate(items) if h.coin.identifier == coin_id]
+        slot = slots[0] if slots else -1
+        a, k = profile.appended, len(items)
+        # Listing [lo, hi) split at a; listing index i < a is appended number a - 1 - i.
+        self._appended = _SlotMatches(profile, _APPENDED, slot, k, a - min(self._hi, a), a - min(self._lo, a))
+        self._base = _SlotMatches(profile, _BASE, slot, k, max(self._lo, a) - a, max(self._hi, a) - a)
 
     def __len__(self) -> int:
-        if self._slot is None:
+        if not self._filtered:
             return self._hi - self._lo
-        return self._count
+        return len(self._appended) + len(self._base)
 
     def at(self, j: int) -> int:
         """Transaction index of the ``j``-th match (0-based), in O(1)."""
         if not 0 <= j < len(self):
             raise IndexError(j)
-        if self._slot is None:
+        if not self._filtered:
             return self._lo + j
-        return _slot_index(self._profile, self._first_block + j, self._slot, self._k)
+        a, newer = self._profile.appended, len(self._appended)
+        if j < newer:
+            # Newest first means the highest matching appended number first.
+            return a - 1 - self._appended.at(newer - 1 - j)
+        return a + self._base.at(j - newer)
 
     def window(self, start: int, stop: int) -> list[int]:
         return [self.at(j) for j in range(max(0, start), min(stop, len(self)))]
@@ -713,10 +782,12 @@ def _transfer_item(
 def transaction(profile: PortfolioProfile, index: int, currency: str) -> JsonDict:
     """TransactionItem ``index`` (0 = newest) of a portfolio."""
     fx = FX[currency]
-    rng = _rng(profile.seed, profile.portfolio_id, "tx", index)
+    run, number = _run_of(profile, index)
+    rng = _rng(profile.seed, profile.portfolio_id, run[0], number)
     items = holdings(profile)
     k = len(items)
-    coin = items[_coin_slot(profile, index, k)].coin
+    slot = _coin_slot(profile, run, number, k)
+    coin = items[slot].coin
     t = tx_date_ms(profile, index)
     chain = profile.chain
     if chain is None:
@@ -753,7 +824,7 @@ def transaction(profile: PortfolioProfile, index: int, currency: str) -> JsonDic
         elif chain is None:
             counter = COINS["usd-coin"] if coin.identifier == "tether" else COINS["tether"]
         else:
-            counter = items[(_coin_slot(profile, index, k) + 1 + rng.randrange(k - 1)) % k].coin
+            counter = items[(slot + 1 + rng.randrange(k - 1)) % k].coin
         counter_qty = _qty(worth_usd / price_at(counter, t))
         if signed > 0:
             out_coin, out_qty, in_coin, in_qty = counter, counter_qty, coin, quantity

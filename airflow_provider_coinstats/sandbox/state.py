@@ -76,7 +76,8 @@ class _Portfolio:
     address: str | None  # wallet address (public data); exchanges keep nothing but hashes
     polls_left: int
     sync_until: float  # time.monotonic() deadline; inf = never
-    transaction_count: int | None = None  # per-portfolio override
+    transaction_count: int | None = None  # per-portfolio override of the base history's size
+    appended: int = 0  # newer transactions added on top of the base history
 
     def syncing(self) -> bool:
         return self.polls_left > 0 or time.monotonic() < self.sync_until
@@ -365,9 +366,35 @@ class SandboxState:
             )
 
     def set_transaction_count(self, portfolio_id: str, count: int) -> None:
-        """Give one portfolio ``count`` transactions (e.g. 100_000 for large-portfolio tests)."""
+        """Give one portfolio ``count`` transactions (e.g. 100_000 for large-portfolio tests).
+
+        This regenerates the whole history (dates are re-spaced to fit ``count``) and forgets any
+        :meth:`append_transactions`, so the portfolio then lists exactly ``count``.
+        """
         with self._lock:
-            self._get(portfolio_id).transaction_count = _non_negative_int(count, "count")
+            portfolio = self._get(portfolio_id)
+            portfolio.transaction_count = _non_negative_int(count, "count")
+            portfolio.appended = 0
+
+    def append_transactions(self, portfolio_id: str, count: int) -> None:
+        """Add ``count`` transactions newer than all existing ones; those stay exactly as they were.
+
+        Models new activity between two incremental (watermark) loads: the listing gains ``count``
+        rows at the top, every earlier row keeps its JSON and moves down. Appended dates lie in the
+        hour before the data's fixed "now", 100 ms apart, so at most ``data.MAX_APPENDED`` fit per
+        portfolio (ValueError beyond). Repeated calls accumulate; :meth:`set_transaction_count`
+        and :meth:`reset` discard them. Changing ``transactions_per_portfolio`` still regenerates
+        the base history of portfolios without their own count.
+        """
+        with self._lock:
+            portfolio = self._get(portfolio_id)
+            count = _non_negative_int(count, "count")
+            if portfolio.appended + count > data.MAX_APPENDED:
+                raise ValueError(
+                    f"at most {data.MAX_APPENDED} transactions can be appended to a portfolio "
+                    f"({portfolio.appended} already are)"
+                )
+            portfolio.appended += count
 
     def profile(self, portfolio_id: str) -> data.PortfolioProfile:
         """What the data generators see for a portfolio (handy for computing expected data)."""
@@ -382,14 +409,16 @@ class SandboxState:
 
     def _profile(self, portfolio: _Portfolio) -> data.PortfolioProfile:
         count = portfolio.transaction_count
+        base = self.config.transactions_per_portfolio if count is None else count
         return data.PortfolioProfile(
             seed=self.config.seed,
             portfolio_id=portfolio.portfolio_id,
             kind=portfolio.kind,
             connection_id=portfolio.connection_id,
             name=portfolio.name,
-            transaction_count=self.config.transactions_per_portfolio if count is None else count,
+            transaction_count=base + portfolio.appended,
             address=portfolio.address,
+            appended=portfolio.appended,
         )
 
 
