@@ -86,3 +86,33 @@ __all__ = [
     "default_deferrable",
     "mask_secret",
 ]
+
+
+def prepare_dag_test(dag: Any, bundle_name: str = "dags-folder") -> None:
+    """Write ``dag`` and its Assets to the metadata DB before ``dag.test()`` on Airflow 3.0.
+
+    Airflow 3.0's ``dag.test()`` never writes the DAG to the DB (the DAG processor does that in a
+    deployment), so its Assets are never activated and every task with ``outlets`` fails with
+    ``AirflowInactiveAssetInInletOrOutletException``. 3.1+ syncs the DAG itself; this is a no-op there.
+
+    Example::
+
+        prepare_dag_test(dag)
+        dag.test()
+    """
+    import airflow
+    from packaging.version import Version
+
+    if Version(airflow.__version__) >= Version("3.1"):
+        return
+    from airflow.models.dag import DAG as SchedulerDAG
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.serialization.serialized_objects import SerializedDAG  # type: ignore[attr-defined]
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if session.get(DagBundleModel, bundle_name) is None:
+            session.add(DagBundleModel(name=bundle_name))
+            session.flush()
+        scheduler_dag = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))  # type: ignore[attr-defined]
+        SchedulerDAG.bulk_write_to_db(bundle_name, None, [scheduler_dag], session=session)

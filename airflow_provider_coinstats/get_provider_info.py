@@ -18,7 +18,10 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-coinstats",
         "name": "CoinStats",
-        "description": "Connect wallets and exchange accounts to CoinStats, wait for sync and read portfolio data.",
+        "description": (
+            "Connect wallets and exchange accounts to CoinStats, wait for sync, "
+            "and load portfolio data into files and SQL tables."
+        ),
         "versions": ["0.1.0"],
         "integrations": [
             {
@@ -63,5 +66,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.operators.portfolio"]}],
         "sensors": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.sensors.portfolio"]}],
         "triggers": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.triggers.portfolio"]}],
+        "transfers": [
+            {
+                "source-integration-name": "CoinStats",
+                "target-integration-name": "Common SQL",
+                "python-module": f"{_PKG}.transfers.coinstats_to_sql",
+            },
+            {
+                "source-integration-name": "CoinStats",
+                "target-integration-name": "Common IO",
+                "python-module": f"{_PKG}.transfers.coinstats_to_file",
+            },
+        ],
         "extra-links": [f"{_PKG}.links.portfolio.CoinStatsPortfolioLink"],
     }

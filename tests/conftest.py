@@ -29,8 +29,11 @@ os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["COINSTATS_EXAMPLE_POKE_INTERVAL"] = "0.3"
+#: Where the example warehouse DAG writes its files (read when the DAG file is parsed).
+EXPORT_PATH = AIRFLOW_HOME / "export"
+os.environ["COINSTATS_EXAMPLE_EXPORT_PATH"] = str(EXPORT_PATH)
 
-pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin"]
+pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin", "tests.postgres_fixtures"]
 
 #: Retry timing for tests: the same policy, with millisecond backoff so retries do not slow the suite.
 FAST_RETRY = {
@@ -108,7 +111,11 @@ def run_dag(airflow_db: None) -> Callable[..., DagResult]:
         except ImportError:  # Airflow 3.0
             from airflow.models.xcom import BaseXCom as XComRow
 
-        dag_run = load_dag(dag_id).test(run_conf=conf)
+        from airflow_provider_coinstats._compat import prepare_dag_test
+
+        dag = load_dag(dag_id)
+        prepare_dag_test(dag)
+        dag_run = dag.test(run_conf=conf)
         with create_session() as session:
             tis = session.query(TaskInstance).filter(
                 TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id

@@ -27,6 +27,8 @@ def test_every_listed_module_and_class_imports() -> None:
         for item in info[section]:
             for module in item["python-modules"]:
                 importlib.import_module(module)
+    for transfer in info["transfers"]:
+        importlib.import_module(transfer["python-module"])
     for dotted in [*info["extra-links"], info["connection-types"][0]["hook-class-name"]]:
         module, _, name = dotted.rpartition(".")
         assert getattr(importlib.import_module(module), name)

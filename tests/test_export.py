@@ -1,0 +1,404 @@
+"""Exports to SQL tables (SQLite file and a real PostgreSQL server) and to JSONL/CSV files.
+
+Data is read from the sandbox over HTTP; what lands is read back from the database or the file and
+compared with the sandbox's own answer flattened by the documented schema. The operators run their
+``execute`` directly here (no DAG around them; ``outlets=[]`` so no Asset bookkeeping is needed);
+``test_export_dags.py`` runs them inside real DAG runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_provider_coinstats._compat import AirflowFailException
+from airflow_provider_coinstats.exceptions import CoinStatsDestinationError, CoinStatsValidationError
+from airflow_provider_coinstats.export import get_schema, iter_rows, to_jsonable
+from airflow_provider_coinstats.export.extract import ExportOptions, extract_rows
+from airflow_provider_coinstats.export.sql import SqlTable
+from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+from airflow_provider_coinstats.sandbox import Fault
+from airflow_provider_coinstats.transfers.coinstats_to_file import CoinStatsToFileOperator
+from airflow_provider_coinstats.transfers.coinstats_to_sql import CoinStatsToSqlOperator
+
+ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+ALL_DATASETS = ["coins", "value", "chart", "transactions", "defi", "snapshot_items", "pl_history"]
+LOGICAL_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+DATA_ENDPOINTS = (
+    "portfolio_coins",
+    "portfolio_value",
+    "portfolio_chart",
+    "portfolio_transactions",
+    "portfolio_defi",
+    "portfolio_snapshot_items",
+    "portfolio_pl_history",
+)
+
+
+def context(run_id: str = "scheduled__2026-01-01T00:00:00+00:00") -> dict[str, Any]:
+    """The parts of the task context the export operators read."""
+    return {"logical_date": LOGICAL_DATE, "dag_run": SimpleNamespace(run_id=run_id)}
+
+
+@pytest.fixture
+def portfolio(coinstats_conn: Any) -> str:
+    coinstats_conn.state.configure(sync_polls=0)
+    hook = CoinStatsHook()
+    pid = hook.connect_wallet(ADDRESS, "ethereum").portfolio_id
+    coinstats_conn.state.set_transaction_count(pid, 250)
+    coinstats_conn.state.clear_requests()
+    return pid
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow connection id to an empty database: a SQLite file or a real PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_conn_id"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COINSTATS_TEST_SQLITE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")})
+    )
+    return "coinstats_test_sqlite"
+
+
+def sql_export(conn_id: str, portfolio_id: str, datasets: list[str], **kwargs: Any) -> CoinStatsToSqlOperator:
+    return CoinStatsToSqlOperator(
+        task_id="load", portfolio_id=portfolio_id, datasets=datasets, sql_conn_id=conn_id, outlets=[], **kwargs
+    )
+
+
+def db_hook(conn_id: str) -> Any:
+    return sql_export(conn_id, "unused", ["coins"]).get_db_hook()
+
+
+def table_rows(conn_id: str, dataset: str, portfolio_id: str) -> list[dict[str, Any]]:
+    names = get_schema(dataset).column_names()
+    hook = db_hook(conn_id)
+    records = hook.get_records(
+        f"SELECT {', '.join(names)} FROM coinstats_{dataset} WHERE portfolio_id = {hook.placeholder}", (portfolio_id,)
+    )
+    return [dict(zip(names, record, strict=True)) for record in records]
+
+
+def normalized(dataset: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A row as comparable values: whatever type each database hands back for a column."""
+    out: dict[str, Any] = {}
+    for column in get_schema(dataset).columns:
+        value = row[column.name]
+        if value is None or column.name == "extracted_at":
+            out[column.name] = None if column.name == "extracted_at" else value
+        elif column.type == "decimal":
+            out[column.name] = float(value)  # SQLite keeps NUMERIC as REAL: compare at double precision
+        elif column.type == "timestamp":
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+            out[column.name] = moment.astimezone(UTC)
+        elif column.type == "boolean":
+            out[column.name] = bool(value)
+        else:
+            out[column.name] = value
+    return out
+
+
+def assert_same_rows(dataset: str, actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    key = [name for name in get_schema(dataset).key if name != "extracted_at"]
+    want = {tuple(r[k] for k in key): r for r in (normalized(dataset, row) for row in expected)}
+    assert len(actual) == len(expected) == len(want), dataset
+    for row in (normalized(dataset, row) for row in actual):
+        expected_row = want[tuple(row[k] for k in key)]
+        for name, value in expected_row.items():
+            if isinstance(value, float):
+                assert math.isclose(row[name], value, rel_tol=1e-12), (dataset, name, row[name], value)
+            else:
+                assert row[name] == value, (dataset, name, row[name], value)
+
+
+def expected_rows(dataset: str, portfolio_id: str) -> list[dict[str, Any]]:
+    """The sandbox's current answer for ``dataset``, flattened by the documented schema."""
+    hook = CoinStatsHook()
+    rows = extract_rows(
+        hook, dataset, portfolio_id, extracted_at=datetime.now(UTC), options=ExportOptions(), since=None
+    )
+    return list(rows)
+
+
+def data_requests(server: Any) -> list[Any]:
+    return [r for r in server.state.requests() if r.endpoint in DATA_ENDPOINTS]
+
+
+# --- SQL ---------------------------------------------------------------------------------------------
+
+
+def test_every_dataset_lands_as_the_sandbox_answered_and_a_rerun_changes_nothing(
+    coinstats_conn: Any, portfolio: str, warehouse: str
+) -> None:
+    credits_before = coinstats_conn.state.credits_used()
+    first = sql_export(warehouse, portfolio, ALL_DATASETS).execute(context())
+    assert set(first["datasets"]) == set(ALL_DATASETS)
+    assert first["credits_spent"] == coinstats_conn.state.credits_used() - credits_before > 0
+
+    for dataset in ALL_DATASETS:
+        rows = table_rows(warehouse, dataset, portfolio)
+        assert rows, dataset
+        assert first["datasets"][dataset]["rows"] == first["datasets"][dataset]["rows_in_table"] == len(rows)
+        assert_same_rows(dataset, rows, expected_rows(dataset, portfolio))
+    assert len(table_rows(warehouse, "transactions", portfolio)) == 250
+
+    second = sql_export(warehouse, portfolio, ALL_DATASETS).execute(context())
+    for dataset in ALL_DATASETS:
+        assert second["datasets"][dataset]["rows_in_table"] == first["datasets"][dataset]["rows_in_table"], dataset
+        assert len(table_rows(warehouse, dataset, portfolio)) == first["datasets"][dataset]["rows_in_table"]
+
+
+def test_incremental_run_adds_only_the_new_transactions(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
+    first = sql_export(warehouse, portfolio, ["transactions"]).execute(context())
+    assert first["datasets"]["transactions"]["rows_in_table"] == 250
+    assert first["datasets"]["transactions"]["incremental_since"] is None
+    before = {r["row_key"]: normalized("transactions", r) for r in table_rows(warehouse, "transactions", portfolio)}
+
+    coinstats_conn.state.append_transactions(portfolio, 37)
+    coinstats_conn.state.clear_requests()
+    second = sql_export(warehouse, portfolio, ["transactions"], incremental_lookback=timedelta(0)).execute(context())
+
+    after = {r["row_key"]: normalized("transactions", r) for r in table_rows(warehouse, "transactions", portfolio)}
+    assert len(after) == 287
+    assert second["datasets"]["transactions"]["rows_in_table"] == 287
+    assert {k: after[k] for k in before} == before  # old rows untouched
+    new_keys = set(after) - set(before)
+    assert len(new_keys) == 37
+    newest_old = max(row["date"] for row in before.values())
+    assert all(after[k]["date"] > newest_old for k in new_keys)
+    # Only the new rows (and the one at the watermark) were read: one page, with ``from`` sent.
+    pages = [r for r in coinstats_conn.state.requests(endpoint="portfolio_transactions")]
+    assert len(pages) == 1
+    assert second["datasets"]["transactions"]["rows"] == 38
+    assert second["datasets"]["transactions"]["incremental_since"] is not None
+
+
+def test_a_failed_load_leaves_the_table_as_it_was(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
+    sql_export(warehouse, portfolio, ["transactions"]).execute(context())
+    before = sorted(r["row_key"] for r in table_rows(warehouse, "transactions", portfolio))
+    coinstats_conn.state.append_transactions(portfolio, 120)  # two new pages to read
+
+    table = SqlTable(db_hook(warehouse), "coinstats_transactions", "transactions", batch_size=50)
+    rows = extract_rows(
+        CoinStatsHook(), "transactions", portfolio, extracted_at=datetime.now(UTC), options=ExportOptions()
+    )
+
+    def break_after_first_page() -> Iterator[dict[str, Any]]:
+        for index, row in enumerate(rows):
+            if index == 100:  # the next page is requested after this row: make CoinStats refuse it
+                coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=401))
+            yield row
+
+    with pytest.raises(Exception, match="401"):
+        table.load(break_after_first_page(), portfolio_id=portfolio)
+    assert sorted(r["row_key"] for r in table_rows(warehouse, "transactions", portfolio)) == before
+
+
+def test_existing_table_with_other_columns_fails_before_any_request(
+    coinstats_conn: Any, portfolio: str, warehouse: str
+) -> None:
+    db_hook(warehouse).run("CREATE TABLE coinstats_coins (portfolio_id VARCHAR(64), symbol VARCHAR(16))")
+    with pytest.raises(AirflowFailException, match=r"missing column.*coin_id") as raised:
+        sql_export(warehouse, portfolio, ["value", "coins"]).execute(context())
+    assert "coinstats_coins" in str(raised.value)
+    assert data_requests(coinstats_conn) == []
+    assert coinstats_conn.state.credits_used() == 40  # the connect of the fixture, nothing more
+
+
+def test_missing_table_without_create_table_fails_before_any_request(
+    coinstats_conn: Any, portfolio: str, warehouse: str
+) -> None:
+    with pytest.raises(AirflowFailException, match="coinstats_chart does not exist"):
+        sql_export(warehouse, portfolio, ["chart"], create_table=False).execute(context())
+    assert data_requests(coinstats_conn) == []
+
+
+def test_a_table_with_extra_columns_is_accepted(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
+    table = SqlTable(db_hook(warehouse), "coinstats_value", "value")
+    ddl = table.create_table_sql().replace("PRIMARY KEY", "loaded_by VARCHAR(32) DEFAULT 'airflow',\n    PRIMARY KEY")
+    db_hook(warehouse).run(ddl)
+    result = sql_export(warehouse, portfolio, ["value"]).execute(context())
+    assert result["datasets"]["value"]["rows_in_table"] == 1
+    hook = db_hook(warehouse)
+    assert hook.get_first("SELECT loaded_by FROM coinstats_value")[0] == "airflow"
+
+
+# --- validation before any paid request ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"datasets": ["coins", "holdings"]}, "datasets", "unknown dataset(s) 'holdings'; choose from coins, value"),
+        ({"datasets": []}, "datasets", "non-empty list"),
+        ({"tables": {"chart": "x"}}, "tables", "names dataset(s) not exported: chart"),
+        ({"tables": {"coins": "drop table; --"}}, "tables", "must be a table name"),
+    ],
+)
+def test_bad_arguments_are_refused_when_the_dag_is_parsed(kwargs: dict[str, Any], field: str, words: str) -> None:
+    args: dict[str, Any] = {"datasets": ["coins"], **kwargs}
+    with pytest.raises(CoinStatsValidationError) as raised:
+        CoinStatsToSqlOperator(task_id="t", portfolio_id="p", sql_conn_id="wh", **args)
+    assert raised.value.field == field
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"chart_type": "2w"}, "chart_type"),
+        ({"pl_interval": "minutely"}, "pl_interval"),
+        ({"pl_range": "5y"}, "pl_range"),
+        ({"currency": " "}, "currency"),
+        ({"portfolio_id": "None"}, "portfolio_id"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_options_fail_before_any_request(
+    coinstats_conn: Any, portfolio: str, warehouse: str, kwargs: dict[str, Any], field: str
+) -> None:
+    # chart and pl_history come last: a bad option of theirs must stop the coins read too.
+    args = {"portfolio_id": portfolio, **kwargs}
+    operator = CoinStatsToSqlOperator(
+        task_id="t", datasets=["coins", "chart", "pl_history"], sql_conn_id=warehouse, outlets=[], **args
+    )
+    with pytest.raises(AirflowFailException, match=f"^{field}: "):
+        operator.execute(context())
+    assert data_requests(coinstats_conn) == []
+
+
+def test_a_connection_without_a_sql_hook_is_refused(coinstats_conn: Any, portfolio: str) -> None:
+    with pytest.raises(AirflowFailException, match=r"sql_conn_id: connection 'coinstats_default'.*no common-sql"):
+        sql_export("coinstats_default", portfolio, ["coins"]).execute(context())
+    assert data_requests(coinstats_conn) == []
+
+
+# --- files -------------------------------------------------------------------------------------------
+
+
+def file_export(path: Path | str, portfolio_id: str, datasets: list[str], **kwargs: Any) -> CoinStatsToFileOperator:
+    return CoinStatsToFileOperator(
+        task_id="files", portfolio_id=portfolio_id, datasets=datasets, path=str(path), outlets=[], **kwargs
+    )
+
+
+def read_file(path: Path, file_format: str) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        if file_format == "jsonl":
+            return [json.loads(line) for line in handle]
+        return list(csv.DictReader(handle))
+
+
+def as_text(row: dict[str, Any], file_format: str) -> dict[str, Any]:
+    """What a written row reads back as (CSV has only strings)."""
+    values = to_jsonable(row)
+    if file_format == "jsonl":
+        return values
+    return {
+        k: "" if v is None else ("true" if v is True else "false" if v is False else str(v)) for k, v in values.items()
+    }
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_files_hold_the_documented_rows_and_a_rerun_replaces_them(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path, file_format: str
+) -> None:
+    datasets = ["coins", "value", "chart", "transactions", "defi"]
+    result = file_export(tmp_path / "out", portfolio, datasets, file_format=file_format).execute(context())
+    for dataset in datasets:
+        location = result["datasets"][dataset]["location"]
+        expected_file = tmp_path / "out" / dataset / f"portfolio_id={portfolio}" / f"20260101T000000.{file_format}"
+        assert location == f"file://{expected_file}"
+        written = read_file(expected_file, file_format)
+        assert len(written) == result["datasets"][dataset]["rows"] > 0
+        assert list(written[0]) == get_schema(dataset).column_names()
+        extracted_at = written[0]["extracted_at"]
+        want = [as_text(r, file_format) | {"extracted_at": extracted_at} for r in expected_rows(dataset, portfolio)]
+        assert written == want, dataset
+
+    again = file_export(tmp_path / "out", portfolio, datasets, file_format=file_format).execute(context())
+    for dataset in datasets:
+        folder = tmp_path / "out" / dataset / f"portfolio_id={portfolio}"
+        assert [p.name for p in folder.iterdir()] == [f"20260101T000000.{file_format}"]  # replaced, no leftovers
+        assert again["datasets"][dataset]["rows"] == result["datasets"][dataset]["rows"]
+
+
+def test_jsonl_keeps_decimals_exact(coinstats_conn: Any, portfolio: str, tmp_path: Path) -> None:
+    file_export(tmp_path, portfolio, ["coins"]).execute(context())
+    (path,) = (tmp_path / "coins").glob("*/*.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    coins = {c["coin"]["identifier"]: c for c in CoinStatsHook().get_portfolio_coins(portfolio)}
+    for row in rows:
+        coin = coins[row["coin_id"]]
+        assert Decimal(row["count"]) == Decimal(str(coin["count"]))
+        assert Decimal(row["value_usd"]) == Decimal(str(coin["count"])) * Decimal(str(coin["price"]["USD"]))
+
+
+def test_a_run_without_logical_date_is_named_by_its_run_id(coinstats_conn: Any, portfolio: str, tmp_path: Path) -> None:
+    ctx = {"logical_date": None, "dag_run": SimpleNamespace(run_id="manual__2026-03-04T05:06:07+00:00")}
+    result = file_export(tmp_path, portfolio, ["value"]).execute(ctx)
+    assert result["datasets"]["value"]["location"].endswith("/manual__2026-03-04T05%3A06%3A07%2B00%3A00.jsonl")
+
+
+def test_unwritable_path_fails_before_any_request(coinstats_conn: Any, portfolio: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CoinStatsDestinationError, match=r"^path: cannot write to .*a-file/exports"):
+        file_export(blocker / "exports", portfolio, ["coins"]).execute(context())
+    assert data_requests(coinstats_conn) == []
+
+
+def test_a_failed_export_keeps_the_previous_file_and_leaves_no_partial_one(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path
+) -> None:
+    file_export(tmp_path, portfolio, ["transactions"]).execute(context())
+    folder = tmp_path / "transactions" / f"portfolio_id={portfolio}"
+    before = (folder / "20260101T000000.jsonl").read_bytes()
+    coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=401))
+    with pytest.raises(AirflowFailException, match="401"):
+        file_export(tmp_path, portfolio, ["transactions"]).execute(context())
+    assert [p.name for p in folder.iterdir()] == ["20260101T000000.jsonl"]
+    assert (folder / "20260101T000000.jsonl").read_bytes() == before
+
+
+def test_portfolio_ids_cannot_escape_the_export_folder(coinstats_conn: Any, tmp_path: Path) -> None:
+    from airflow_provider_coinstats.export.files import dataset_file, storage_path
+
+    target = dataset_file(storage_path(str(tmp_path)), "coins", "../../etc", "20260101T000000", "csv")
+    assert str(target) == f"file://{tmp_path}/coins/portfolio_id=..%2F..%2Fetc/20260101T000000.csv"
+
+
+# --- large portfolios --------------------------------------------------------------------------------
+
+
+def test_a_100k_transaction_portfolio_arrives_whole_without_duplicates(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coinstats_conn.state.set_transaction_count(portfolio, 100_000)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COINSTATS_TEST_SQLITE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "big.db")})
+    )
+    result = sql_export("coinstats_test_sqlite", portfolio, ["transactions"], batch_size=5000).execute(context())
+    assert result["datasets"]["transactions"]["rows"] == 100_000
+    hook = db_hook("coinstats_test_sqlite")
+    assert hook.get_first("SELECT COUNT(*), COUNT(DISTINCT row_key) FROM coinstats_transactions") == (100_000, 100_000)
+    # Every sandbox transaction is there: the oldest and newest dates match the sandbox's first and last pages.
+    newest = next(CoinStatsHook().iter_portfolio_transactions(portfolio, limit=1))
+    oldest = next(CoinStatsHook().iter_portfolio_transactions(portfolio, limit=1, start_page=100_000))
+    dates = hook.get_first("SELECT MAX(date), MIN(date) FROM coinstats_transactions")
+    flat = [
+        next(iter_rows("transactions", [item], portfolio_id=portfolio, extracted_at=LOGICAL_DATE))
+        for item in (newest, oldest)
+    ]
+    assert [datetime.fromisoformat(d) for d in dates] == [row["date"] for row in flat]
+    assert len(coinstats_conn.state.requests(endpoint="portfolio_transactions")) == 1001 + 2
