@@ -10,6 +10,7 @@ ALL = {
     "hook_overhead": "bench_hook_overhead",
     "import_time": "bench_import_time",
     "triggers": "bench_triggers",
+    "export": "bench_export",
 }
 
 

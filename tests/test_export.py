@@ -186,7 +186,8 @@ def test_incremental_run_adds_only_the_new_transactions(coinstats_conn: Any, por
 def test_a_failed_load_leaves_the_table_as_it_was(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
     sql_export(warehouse, portfolio, ["transactions"]).execute(context())
     before = sorted(r["row_key"] for r in table_rows(warehouse, "transactions", portfolio))
-    coinstats_conn.state.append_transactions(portfolio, 120)  # two new pages to read
+    # Ten more pages to read: however far the read-ahead thread has got when the fault is added, pages remain.
+    coinstats_conn.state.append_transactions(portfolio, 1000)
 
     table = SqlTable(db_hook(warehouse), "coinstats_transactions", "transactions", batch_size=50)
     rows = extract_rows(
@@ -195,7 +196,7 @@ def test_a_failed_load_leaves_the_table_as_it_was(coinstats_conn: Any, portfolio
 
     def break_after_first_page() -> Iterator[dict[str, Any]]:
         for index, row in enumerate(rows):
-            if index == 100:  # the next page is requested after this row: make CoinStats refuse it
+            if index == 100:  # from now on CoinStats refuses the next page
                 coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=401))
             yield row
 

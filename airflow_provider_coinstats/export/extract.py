@@ -20,10 +20,12 @@ Example::
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
@@ -33,6 +35,8 @@ from airflow_provider_coinstats.export.schemas import DATASETS, iter_rows
 
 if TYPE_CHECKING:
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,63 @@ def _payload(
     return hook.get_portfolio_pl_history(pid, **_pl_kwargs(o))
 
 
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE: Final = object()
+
+
+def read_ahead(items: Iterator[T], chunk: int, depth: int = 2) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` chunks ahead of the consumer.
+
+    Paginated reads wait on CoinStats for most of a page's time; fetching the next page while the
+    current one is flattened and written overlaps the two. Memory stays bounded: at most
+    ``depth + 1`` chunks of ``chunk`` items exist at once. Errors are re-raised in the consumer;
+    a consumer that stops early stops the thread before its next chunk.
+    """
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def offer(value: Any) -> bool:
+        while not stopped.is_set():
+            try:
+                chunks.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            batch: list[T] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= chunk:
+                    if not offer(batch):
+                        return
+                    batch = []
+            if (not batch or offer(batch)) and offer(_DONE):
+                return
+        except BaseException as error:  # handed to the consumer, which raises it
+            offer(_Failed(error))
+
+    worker = threading.Thread(target=produce, name="coinstats-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            value = chunks.get()
+            if value is _DONE:
+                return
+            if isinstance(value, _Failed):
+                raise value.error
+            yield from value
+    finally:
+        stopped.set()
+        worker.join(timeout=60)
+
+
 def _newer_than(rows: Iterator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:
     # Rows at or after the watermark are re-read on purpose (the loader upserts on row_key), so a
     # transaction stamped exactly at the watermark is never lost.
@@ -212,9 +273,12 @@ def extract_rows(
     """
     if since is not None and dataset != "transactions":
         raise CoinStatsValidationError("since", "incremental reads are supported for transactions only")
+    payload = _payload(hook, dataset, portfolio_id, options, since)
+    if isinstance(payload, Iterator):
+        payload = read_ahead(payload, options.page_limit)
     rows = iter_rows(
         dataset,
-        _payload(hook, dataset, portfolio_id, options, since),
+        payload,
         portfolio_id=portfolio_id,
         extracted_at=extracted_at,
         currency=options.currency,

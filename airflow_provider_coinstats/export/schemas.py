@@ -387,16 +387,19 @@ _EXACT: Final = Context(prec=400)
 _MS_THRESHOLD: Final = 1e11
 
 
+# ``type(x) is dict`` first: JSON answers are plain dicts, and the ABC check costs several times more.
+
+
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):
             return None
         obj = obj.get(key)
     return obj
 
 
 def _mapping(obj: Any) -> Mapping[str, Any]:
-    return obj if isinstance(obj, Mapping) else {}
+    return obj if type(obj) is dict or isinstance(obj, Mapping) else {}
 
 
 def _list(obj: Any) -> list[Any]:
@@ -404,6 +407,8 @@ def _list(obj: Any) -> list[Any]:
 
 
 def _dec(value: Any) -> Decimal | None:
+    if type(value) is float:  # the common case, first
+        return Decimal(repr(value)) if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, Decimal):
@@ -447,8 +452,12 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
+#: One encoder for every call: json.dumps with options builds a new encoder each time.
+_CANONICAL_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL_ENCODER.encode(value)
 
 
 def _text(value: Any) -> str | None:
@@ -468,6 +477,11 @@ def _ts(value: Any) -> datetime | None:
         text = value.strip()
         if not text:
             return None
+        if len(text) >= 10 and text[4] == "-":  # YYYY-MM-DD...: skip the Decimal parse that would fail
+            try:
+                return _ts(datetime.fromisoformat(text))
+            except ValueError:
+                return None
         number = _dec(text)
         if number is None:
             try:
