@@ -159,3 +159,26 @@ def test_triggers_share_one_connection_lookup(coinstats_conn: Any, monkeypatch: 
     events = asyncio.run(both())
     assert [e["status"] for e in events] == ["synced", "synced"]
     assert lookups == ["coinstats_default"]
+
+
+def test_polls_leave_no_reference_cycles(coinstats_conn: Any) -> None:
+    """Each poll's objects are freed at once, not left for a full collection of the triggerer's heap."""
+    import gc
+
+    def cyclic_garbage(sync_polls: int) -> int:
+        coinstats_conn.state.configure(sync_polls=sync_polls)
+        address = f"0x{sync_polls + 0xC0FFEE:040x}"  # a new wallet each time, so a new sync
+        pid = CoinStatsHook().connect_wallet(address, "ethereum").portfolio_id
+        gc.collect()
+        gc.disable()
+        try:
+            event = asyncio.run(first_event(make_trigger(pid, poll_interval=0.01)))
+            assert event["polls"] == sync_polls + 1
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    cyclic_garbage(0)  # one-off imports and caches
+    few, many = cyclic_garbage(1), cyclic_garbage(9)
+    # Before: about 80 objects per 409 poll (exception traceback <-> retry state, a retry driver per poll).
+    assert many - few < 8 * 5, (few, many)

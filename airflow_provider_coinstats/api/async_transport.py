@@ -20,7 +20,7 @@ import aiohttp
 from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
-from airflow_provider_coinstats.api.retry import async_retrying
+from airflow_provider_coinstats.api.retry import ReusableAsyncRetrying, async_retrying
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
 from airflow_provider_coinstats.exceptions import CoinStatsTransportError
 
@@ -50,6 +50,10 @@ class AsyncTransport:
         self.settings = settings
         self.log = log
         self._session: aiohttp.ClientSession | None = None
+        # The retry driver of the last request sent (a trigger sends the same one every poll),
+        # and whether a call is using it right now.
+        self._retry: ReusableAsyncRetrying | None = None
+        self._retry_busy = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -84,12 +88,25 @@ class AsyncTransport:
 
     async def send(self, request: ApiRequest, retry: RetrySettings | None = None) -> Any:
         """Send with retries (``retry`` overrides the connection's bounds for this call)."""
-        async for attempt in async_retrying(request, retry or self.settings.retry, self.log):
-            with attempt:
-                return await self.send_once(request)
+        settings = retry or self.settings.retry
+        if self._retry_busy:  # concurrent calls on one transport: each its own driver
+            async for attempt in async_retrying(request, settings, self.log):
+                with attempt:
+                    return await self.send_once(request)
+            raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        if self._retry is None or self._retry.request is not request:
+            self._retry = ReusableAsyncRetrying(request, settings, self.log)
+        self._retry_busy = True
+        try:
+            async for attempt in self._retry.attempts(settings):
+                with attempt:
+                    return await self.send_once(request)
+        finally:
+            self._retry_busy = False
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def aclose(self) -> None:
+        self._retry = None
         if self._session is not None:
             await self._session.close()
             self._session = None

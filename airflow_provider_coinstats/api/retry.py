@@ -7,7 +7,8 @@ capped so a hostile or buggy header cannot park a worker for an hour. Attempts a
 both bounded.
 
 The policy is expressed once as tenacity keyword arguments; :func:`retrying` and
-:func:`async_retrying` only choose tenacity's sync or async driver.
+:func:`async_retrying` only choose tenacity's sync or async driver, and :class:`ReusableAsyncRetrying`
+keeps one async driver per request for callers that send it again and again (a trigger's polls).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
 from airflow_provider_coinstats.exceptions import CoinStatsError
+
+#: One jitter source per process. A ``random.Random`` is 2.5 KiB and seeding one reads the OS
+#: entropy pool; a triggerer would otherwise build one per poll of every trigger.
+_RNG = random.Random()
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -40,57 +45,74 @@ def next_wait(settings: RetrySettings, attempt: int, retry_after: float | None, 
     return step / 2 + rng.uniform(0, step / 2)
 
 
-class _Wait:
-    def __init__(self, settings: RetrySettings, rng: random.Random) -> None:
+class _Bounds:
+    """The settings the policy's callbacks read; swapped per call by :class:`ReusableAsyncRetrying`."""
+
+    __slots__ = ("settings",)
+
+    def __init__(self, settings: RetrySettings) -> None:
         self.settings = settings
+
+
+class _Wait:
+    def __init__(self, bounds: _Bounds, rng: random.Random) -> None:
+        self.bounds = bounds
         self.rng = rng
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         retry_after: float | None = getattr(exc, "retry_after", None)
-        return next_wait(self.settings, state.attempt_number, retry_after, self.rng)
+        return next_wait(self.bounds.settings, state.attempt_number, retry_after, self.rng)
 
 
 class _Stop:
     """Stop after ``max_attempts``, or when the next wait would overrun ``max_retry_time``."""
 
-    def __init__(self, settings: RetrySettings) -> None:
-        self.settings = settings
+    def __init__(self, bounds: _Bounds) -> None:
+        self.bounds = bounds
 
     def __call__(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.settings.max_attempts:
+        settings = self.bounds.settings
+        if state.attempt_number >= settings.max_attempts:
             return True
         elapsed = state.seconds_since_start or 0.0
-        return elapsed + state.upcoming_sleep > self.settings.max_retry_time
+        return elapsed + state.upcoming_sleep > settings.max_retry_time
 
 
-def _log_retry(request: ApiRequest, settings: RetrySettings, log: logging.Logger | Any) -> Any:
-    def before_sleep(state: RetryCallState) -> None:
+class _LogRetry:
+    def __init__(self, request: ApiRequest, bounds: _Bounds, log: logging.Logger | Any) -> None:
+        self.request = request
+        self.bounds = bounds
+        self.log = log
+
+    def __call__(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         # The exception text is already scrubbed of secrets by the classifier.
-        log.warning(
+        self.log.warning(
             "CoinStats %s failed (%s); retry %d of %d in %.2fs",
-            request.describe(),
+            self.request.describe(),
             exc,
             state.attempt_number,
-            settings.max_attempts - 1,
+            self.bounds.settings.max_attempts - 1,
             state.upcoming_sleep,
         )
 
-    return before_sleep
+
+def _policy(request: ApiRequest, bounds: _Bounds, log: logging.Logger | Any, rng: random.Random) -> dict[str, Any]:
+    return {
+        "retry": retry_if_exception(is_retryable),
+        "wait": _Wait(bounds, rng),
+        "stop": _Stop(bounds),
+        "before_sleep": _LogRetry(request, bounds, log),
+        "reraise": True,
+    }
 
 
 def retry_kwargs(
     request: ApiRequest, settings: RetrySettings, log: logging.Logger | Any, rng: random.Random | None = None
 ) -> dict[str, Any]:
     """Tenacity arguments implementing the policy for one request."""
-    return {
-        "retry": retry_if_exception(is_retryable),
-        "wait": _Wait(settings, rng or random.Random()),
-        "stop": _Stop(settings),
-        "before_sleep": _log_retry(request, settings, log),
-        "reraise": True,
-    }
+    return _policy(request, _Bounds(settings), log, rng or _RNG)
 
 
 def retrying(request: ApiRequest, settings: RetrySettings, log: logging.Logger | Any) -> Retrying:
@@ -101,3 +123,33 @@ def retrying(request: ApiRequest, settings: RetrySettings, log: logging.Logger |
 def async_retrying(request: ApiRequest, settings: RetrySettings, log: logging.Logger | Any) -> AsyncRetrying:
     """The async driver of the same policy; sleeps with ``asyncio.sleep``, never blocking the loop."""
     return AsyncRetrying(**retry_kwargs(request, settings, log))
+
+
+class ReusableAsyncRetrying:
+    """The async driver of the same policy for one request, built once and reused call after call.
+
+    A trigger sends the same request every poll. Building tenacity's driver per poll costs a
+    dozen objects that outlive the poll's HTTP wait (so they reach the oldest GC generation and
+    bring the next full collection closer) and, once used, form a reference cycle (driver ->
+    call state -> driver) that only a full collection frees. One driver per request avoids both.
+    Only the bounds change per call (a trigger narrows them to its deadline).
+
+    One call at a time: tenacity keeps a call's state on the driver object.
+
+    Example::
+
+        retry = ReusableAsyncRetrying(request, settings.retry, log)
+        async for attempt in retry.attempts(narrowed_settings):
+            with attempt:
+                ...
+    """
+
+    def __init__(self, request: ApiRequest, settings: RetrySettings, log: logging.Logger | Any) -> None:
+        self.request = request
+        self._bounds = _Bounds(settings)
+        self._retrying = AsyncRetrying(**_policy(request, self._bounds, log, _RNG))
+
+    def attempts(self, settings: RetrySettings) -> AsyncRetrying:
+        """The driver, applying ``settings`` to this call."""
+        self._bounds.settings = settings
+        return self._retrying

@@ -31,6 +31,10 @@ from airflow_provider_coinstats.sync_probe import (
 #: Each wait is stretched or shrunk by up to this fraction, at random.
 POLL_JITTER = 0.1
 
+#: The jitter source of every trigger in the process (a ``random.Random`` is 2.5 KiB; one per
+#: trigger adds up in a triggerer running thousands).
+_JITTER_RNG = random.Random()
+
 
 #: How long a triggerer process reuses a connection it has read. Hundreds of triggers on the
 #: same connection then share one lookup (each costs ~0.7 ms of blocking work on the event loop),
@@ -119,7 +123,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
 
-    async def _sleep_before_poll(self, polls: int, rng: random.Random) -> None:
+    def _wait_before_poll(self, polls: int, rng: random.Random) -> float:
         # Wait before every poll: whoever deferred has just talked to CoinStats (the sensor's own
         # first poke, or the connect call). The first wait is spread over half to a full interval
         # and later ones jittered, so many triggers starting together (a triggerer restart) do
@@ -129,11 +133,14 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         remaining = self._remaining()
         if remaining is not None:
             delay = max(0.0, min(delay, remaining))
-        await asyncio.sleep(delay)
+        return delay
+
+    async def _sleep_before_poll(self, polls: int, rng: random.Random) -> None:
+        await asyncio.sleep(self._wait_before_poll(polls, rng))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
-        rng = random.Random()
+        rng = _JITTER_RNG
         try:
             request = probe_request(self.probe, self.portfolio_id)
         except CoinStatsError as error:
