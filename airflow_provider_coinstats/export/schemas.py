@@ -76,6 +76,9 @@ PYTHON_TYPES: Final[Mapping[str, type]] = MappingProxyType(
 )
 
 
+_COLUMN_TYPE_NAMES: Final = frozenset(get_args(ColumnType))
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a flat export row.
@@ -91,7 +94,7 @@ class Column:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.type not in get_args(ColumnType):
+        if self.type not in _COLUMN_TYPE_NAMES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
 
 
