@@ -8,7 +8,7 @@ and JSON Lines files. It prints rows per table, the files, credits spent and the
 Task logs go to a file in the Airflow home, not to the console.
 
 With ``COINSTATS_API_KEY`` set, the same DAG runs against the real CoinStats API instead (credits
-are spent on your plan: about 140 for the wallet branch). The exchange branch then needs your own
+are spent on your plan; the sandbox run spends 148 for both branches). The exchange branch then needs your own
 exchange credentials in ``AIRFLOW_CONN_COINSTATS_EXAMPLE_EXCHANGE`` (login = API key, password =
 secret); without it only the wallet branch runs. ``COINSTATS_DEMO_ADDRESS`` and
 ``COINSTATS_DEMO_BLOCKCHAIN`` choose the wallet.

@@ -77,12 +77,7 @@ def validate_probe(probe: object) -> str:
 
 def probe_request(probe: str, portfolio_id: object) -> ApiRequest:
     """The request for ``probe``; validates the portfolio id (no request is sent here)."""
-    if portfolio_id == "None":
-        # What "{{ ti.xcom_pull(...) }}" renders to when the connect task is not upstream.
-        raise CoinStatsValidationError(
-            "portfolio_id", "rendered to 'None': is the connect task upstream of this one and did it push an id?"
-        )
-    return PROBES[validate_probe(probe)](ops.require_text("portfolio_id", portfolio_id))
+    return PROBES[validate_probe(probe)](ops.require_portfolio_id(portfolio_id))
 
 
 def result_from_payload(request: ApiRequest, payload: Any) -> ProbeResult:

@@ -16,8 +16,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -28,23 +26,11 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.bench_triggers import start_sandbox
+
 N = 100_000
 SMALL = 20_000
 ROUNDS = 2
-
-
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_coinstats.sandbox", "--port", "0", "--sync-polls", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("COINSTATS_SANDBOX_URL="):
-        proc.kill()
-        raise RuntimeError(f"sandbox did not start: {line!r}")
-    return proc, line.split("=", 1)[1]
 
 
 def set_count(url: str, portfolio_id: str, count: int) -> None:

@@ -10,7 +10,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,23 @@ FAST_RETRY = {
     "backoff_max": 0.05,
     "retry_after_max": 5,
 }
+
+
+@pytest.fixture
+def sandbox(coinstats_sandbox: Any) -> Any:
+    """The reset sandbox, for tests that drive it over raw HTTP."""
+    return coinstats_sandbox
+
+
+@pytest.fixture
+def http(sandbox: Any) -> Iterator[Any]:
+    """A requests session carrying the sandbox's API key."""
+    import requests
+
+    session = requests.Session()
+    session.headers["X-API-KEY"] = sandbox.api_key
+    yield session
+    session.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +36,6 @@ OKX_FIELDS = {"apiKey": "okx-key-value-123", "apiSecret": "okx-secret-value-456"
 
 def cost(name: str) -> int:
     return ENDPOINTS[name].credits
-
-
-@pytest.fixture
-def sandbox(coinstats_sandbox: SandboxServer) -> SandboxServer:
-    return coinstats_sandbox
-
-
-@pytest.fixture
-def http(sandbox: SandboxServer) -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.headers["X-API-KEY"] = sandbox.api_key
-    yield session
-    session.close()
 
 
 def connect_wallet(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ import requests
 
 from airflow_provider_coinstats.sandbox import SandboxServer
 from airflow_provider_coinstats.sandbox.data import AS_OF_MS, MAX_APPENDED, iso_ms
+from tests.test_sandbox import connect_wallet
 
 pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin"]
 
@@ -29,25 +29,10 @@ NOW_ISO = iso_ms(AS_OF_MS)
 Tx = dict[str, Any]
 
 
-@pytest.fixture
-def sandbox(coinstats_sandbox: SandboxServer) -> SandboxServer:
-    return coinstats_sandbox
-
-
-@pytest.fixture
-def http(sandbox: SandboxServer) -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.headers["X-API-KEY"] = sandbox.api_key
-    yield session
-    session.close()
-
-
 def synced_wallet(
     sandbox: SandboxServer, http: requests.Session, address: str = ETH_ADDRESS, connection_id: str = "ethereum"
 ) -> str:
-    r = http.post(f"{sandbox.url}/portfolio/wallet", json={"address": address, "connectionId": connection_id})
-    assert r.status_code == 200, r.text
-    pid = str(r.json()["portfolioId"])
+    pid = connect_wallet(sandbox, http, address, connection_id)
     sandbox.state.set_sync(pid, polls=0, seconds=0)
     return pid
 

@@ -113,6 +113,15 @@ def page_params(page: int, limit: int) -> dict[str, str]:
     return {"page": str(page), "limit": str(limit)}
 
 
+def require_portfolio_id(value: object) -> str:
+    """The portfolio id, refusing what a template renders to when the connect task is not upstream."""
+    if value == "None":
+        raise CoinStatsValidationError(
+            "portfolio_id", "rendered to 'None': is the connect task upstream of this one and did it push an id?"
+        )
+    return require_text("portfolio_id", value)
+
+
 def _portfolio(portfolio_id: object) -> str:
     return require_text("portfolio_id", portfolio_id)
 

@@ -75,15 +75,6 @@ class ExportPlan:
         return sum(request.credits for request in self.first_requests.values())
 
 
-def require_portfolio_id(value: object) -> str:
-    """The portfolio id, refusing what a template renders to when the connect task is not upstream."""
-    if value == "None":
-        raise CoinStatsValidationError(
-            "portfolio_id", "rendered to 'None': is the connect task upstream of this one and did it push an id?"
-        )
-    return ops.require_text("portfolio_id", value)
-
-
 def validate_datasets(value: object) -> tuple[str, ...]:
     """Dataset names as a tuple without repeats; unknown names are refused, listing the valid ones."""
     names = [value] if isinstance(value, str) else value
@@ -154,7 +145,7 @@ def plan_export(datasets: object, *, portfolio_id: object, options: ExportOption
         plan_export(["coins"], portfolio_id="p1", options=ExportOptions()).min_credits()  # 2
     """
     names = validate_datasets(datasets)
-    pid = require_portfolio_id(portfolio_id)
+    pid = ops.require_portfolio_id(portfolio_id)
     return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
 
 
