@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: venv test lint demo bench test-airflow-3.0 clean
+.PHONY: venv test e2e lint demo bench test-airflow-3.0 clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 test: venv
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+# A real multi-process deployment on loopback (PostgreSQL, LocalExecutor, scheduler, dag-processor,
+# triggerer, api-server, the sandbox), driven through the REST API: tests/e2e/. Prints each stage's time.
+e2e: venv
+	COINSTATS_E2E=1 $(BIN)/python -m pytest -q -s -m e2e --timeout 900 -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
