@@ -398,7 +398,8 @@ class Deployment:
 
 
 def secrets_token() -> str:
-    return secrets.token_hex(16)
+    # 32 bytes: Airflow warns about HMAC keys below 64 hex characters for its JWTs.
+    return secrets.token_hex(32)
 
 
 def pid_alive(pid: int) -> bool:

@@ -51,6 +51,15 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def command_line(pid: int) -> str:
+    """A process's command line, for reports ("?" once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
 @dataclass
 class ProcessGroup:
     """One command in its own process group (``start_new_session=True``), logging to ``log``."""
@@ -135,7 +144,9 @@ def stop_groups(groups: Iterable[ProcessGroup], grace: float) -> dict[str, str]:
     poll_until(all_gone, t0 + grace)
     for group in started:
         if group.alive():
-            group.ended_by = "SIGKILL"
+            # Name what ignored SIGTERM: that is the finding, the SIGKILL only the clean-up.
+            left = sorted(command_line(pid) for pid in group_members(group.pgid))
+            group.ended_by = f"SIGKILL, after SIGTERM left {len(left)}: {'; '.join(left)[:300]}"
             group.signal_group(signal.SIGKILL)
     # SIGKILL cannot be ignored; a short bound only covers the kernel tearing the processes down.
     poll_until(all_gone, time.monotonic() + 10)
