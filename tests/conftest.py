@@ -33,7 +33,7 @@ os.environ["COINSTATS_EXAMPLE_POKE_INTERVAL"] = "0.3"
 EXPORT_PATH = AIRFLOW_HOME / "export"
 os.environ["COINSTATS_EXAMPLE_EXPORT_PATH"] = str(EXPORT_PATH)
 
-pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin", "tests.postgres_fixtures"]
+pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin", "tests.postgres_fixtures", "tests.s3_fixtures"]
 
 #: Retry timing for tests: the same policy, with millisecond backoff so retries do not slow the suite.
 FAST_RETRY = {

@@ -8,13 +8,35 @@ one file per dataset, portfolio and run::
 
 ``partition`` is the run's logical date (``20260101T000000``), or its run id when the run has
 no logical date. A rerun therefore overwrites its own file instead of adding a second one.
-Rows stream into a temporary sibling that is renamed over the final name only when every row
-is written, so readers never see half a file and a failed run leaves the previous file intact.
+
+A file appears whole or not at all, and a failed run leaves the previous file intact:
+
+* Object stores (``s3://``, ``gs://``, ...): the target is opened with fsspec's
+  ``autocommit=False`` and the filesystem's own ``commit()`` publishes it once every row is
+  written (s3fs completes its multipart upload only then); on failure ``discard()`` throws the
+  upload away (s3fs aborts it). No temporary object is ever visible and nothing is copied or
+  deleted. No bucket is ever created: object stores have no folders to make, and a missing
+  bucket is a :class:`~airflow_provider_coinstats.exceptions.CoinStatsDestinationError` that
+  names it, raised by :func:`ensure_writable` before any paid request.
+* Local paths: folders are created below the filesystem root as needed; rows go to a hidden
+  sibling (``.<name>.<uuid>.partial``) renamed over the target, an atomic ``rename(2)`` in the
+  same folder. (fsspec's local ``autocommit=False`` writes to the system temp folder and
+  moves the file with ``shutil.move``: a copy, not atomic, when that is another filesystem.)
+* If cleaning up after a failure fails too (``discard``/``unlink`` raising), that is logged as
+  a warning and the original error propagates.
 
 Values are written as :func:`~airflow_provider_coinstats.export.schemas.to_jsonable` renders
 them: decimals as plain digit strings (exact; no float rounding), timestamps as UTC ISO-8601
-with ``Z``. CSV has a header row; ``None`` is an empty field and booleans are ``true``/``false``.
+with ``Z``. CSV follows RFC 4180: a header row, ``\r\n`` line ends, and fields holding a comma,
+quote, ``\r`` or ``\n`` quoted; ``None`` is an empty field and booleans are ``true``/``false``.
 JSON Lines keep ``null`` and JSON booleans.
+
+CSV injection: a spreadsheet opening the CSV would run a text cell such as ``=HYPERLINK(...)``
+as a formula. Text cells (schema type ``string``: names, symbols, notes, addresses, some of
+them chosen by whoever named a portfolio) that start with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return get a leading ``'`` (OWASP's recommendation), so ``=1+2`` is written ``'=1+2``.
+Typed columns are never changed: ``decimal`` and ``integer`` cells are numbers, so ``-12.5``
+stays ``-12.5`` exactly. JSON Lines are not a spreadsheet format and are written unchanged.
 
 Example::
 
@@ -27,9 +49,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO
 from urllib.parse import quote
 
@@ -39,9 +62,13 @@ from airflow_provider_coinstats.export.schemas import get_schema, to_jsonable
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+log = logging.getLogger(__name__)
+
 FILE_FORMATS: Final = ("jsonl", "csv")
 #: JSON lines joined per write call: object-store file objects pay Python overhead per call.
 _LINES_PER_WRITE: Final = 500
+#: Leading characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def validate_format(value: object) -> str:
@@ -68,15 +95,34 @@ def storage_path(path: object, conn_id: str | None = None) -> ObjectStoragePath:
     return ObjectStoragePath(base_uri(path.strip()), conn_id=conn_id)
 
 
+def is_local(path: ObjectStoragePath) -> bool:
+    """Whether ``path`` is on the local filesystem (real folders, atomic rename) rather than an object store."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(path.fs, LocalFileSystem)
+
+
 def ensure_writable(base: ObjectStoragePath) -> None:
-    """Create ``base`` and write and delete a probe file there, before any paid request."""
+    """Check that ``base`` can be written, before any paid request: write and delete a probe file.
+
+    Local folders are created as needed. On object stores nothing is created: ``mkdir`` there
+    would create a missing bucket (s3fs does), so a missing bucket is refused by name instead.
+    """
     probe = base / f".coinstats-write-check-{uuid.uuid4().hex}"
+    local = is_local(base)
     try:
-        base.mkdir(parents=True, exist_ok=True)
+        if local:
+            base.mkdir(parents=True, exist_ok=True)
         with probe.open("w", encoding="utf-8") as handle:  # type: ignore[no-untyped-call]
             handle.write("ok\n")
         probe.unlink()
     except Exception as error:  # each filesystem raises its own kinds
+        if isinstance(error, FileNotFoundError) and not local:  # s3fs/gcsfs: NoSuchBucket, 404
+            # ``base.bucket`` is "conn_id@bucket" on Airflow 3.0; the filesystem path starts with the bucket.
+            bucket = base.path.split("/", 1)[0]
+            raise CoinStatsDestinationError(
+                "path", f"bucket {bucket!r} of {base} does not exist; the export never creates buckets"
+            ) from None
         raise CoinStatsDestinationError("path", f"cannot write to {base}: {type(error).__name__}: {error}") from None
 
 
@@ -105,6 +151,13 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+def _csv_text(value: Any) -> Any:
+    """A ``string`` column's cell, with a leading ``'`` if a spreadsheet would take it for a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return _csv_value(value)
+
+
 def _write(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
     count = 0
     if file_format == "jsonl":
@@ -120,25 +173,69 @@ def _write(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file
             handle.write("\n".join(lines) + "\n")
             count += len(lines)
         return count
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(get_schema(dataset).column_names())
+    schema = get_schema(dataset)
+    # Only text columns can hold a formula; typed ones (decimal, integer) keep their exact value.
+    cell = [_csv_text if column.type == "string" else _csv_value for column in schema.columns]
+    # RFC 4180 line ends: the csv module quotes a field only for the characters of its line
+    # terminator, so with "\n" alone a carriage return inside a name went out unquoted and split
+    # the row for every reader (and could start a forged row with a formula).
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(schema.column_names())
     for row in rows:
-        writer.writerow([_csv_value(v) for v in to_jsonable(row).values()])
+        writer.writerow([render(v) for render, v in zip(cell, to_jsonable(row).values(), strict=True)])
         count += 1
     return count
 
 
-def write_rows(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
-    """Stream ``rows`` into ``target`` (replacing it atomically where the store allows); return the row count."""
-    validate_format(file_format)
+def _clean_up(target: ObjectStoragePath, *steps: Callable[[], object]) -> None:
+    """Run every cleanup step after a failed write; a failing step is logged, never raised.
+
+    The caller re-raises the write's own error: a cleanup error must not replace it.
+    """
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            log.warning("Cleanup after the failed write of %s failed too", target, exc_info=True)
+
+
+def _write_object(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
+    handle = target.open("w", encoding="utf-8", newline="", autocommit=False)  # type: ignore[no-untyped-call]
+    # The fsspec file under the text wrapper: commit/discard are its methods.
+    upload = handle.buffer
+    try:
+        count = _write(handle, dataset, rows, file_format)
+        handle.close()  # uploads the last part; nothing is visible before commit
+        upload.commit()
+    except BaseException:
+        # Close before discard, as fsspec transactions do: closing a discarded s3fs file would
+        # start a new multipart upload that nobody aborts.
+        _clean_up(target, handle.close, upload.discard)
+        raise
+    return count
+
+
+def _write_local(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
+
+    def remove_partial() -> None:
+        if partial.exists():
+            partial.unlink()
+
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:  # type: ignore[no-untyped-call]
             count = _write(handle, dataset, rows, file_format)
-        partial.rename(target)
+        partial.rename(target)  # same folder, so os.rename: atomic
     except BaseException:
-        if partial.exists():
-            partial.unlink()
+        _clean_up(target, remove_partial)
         raise
     return count
+
+
+def write_rows(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
+    """Stream ``rows`` into ``target``, replacing it atomically (see the module docstring); return the row count."""
+    validate_format(file_format)
+    if is_local(target):
+        return _write_local(target, dataset, rows, file_format)
+    return _write_object(target, dataset, rows, file_format)

@@ -32,13 +32,18 @@ class CoinStatsToFileOperator(_ExportOperator):
 
     One file per dataset, portfolio and run: ``<path>/<dataset>/portfolio_id=<id>/<logical
     date>.<format>``, so a rerun replaces its own files. Rows stream page by page (memory stays
-    bounded by a page) into a temporary file that is renamed into place when complete. Each
-    dataset updates the Asset :func:`~airflow_provider_coinstats.export.assets.file_asset`
-    ``(path, dataset)`` when ``path`` is not templated. The columns are documented in
+    bounded by a page). A file appears whole or not at all: object stores publish it with the
+    filesystem's own commit (an s3fs multipart upload completes only then, and is aborted on
+    failure), local files are renamed into place; a failed run keeps the previous file. CSV
+    text cells that a spreadsheet would run as a formula get a leading ``'``; see
+    :mod:`airflow_provider_coinstats.export.files`. Each dataset updates the Asset
+    :func:`~airflow_provider_coinstats.export.assets.file_asset` ``(path, dataset)`` when
+    ``path`` is not templated. The columns are documented in
     :mod:`airflow_provider_coinstats.export.schemas`.
 
     Everything is checked before the first paid request: dataset names, options, and that
-    ``path`` can be written (a probe file is created and deleted).
+    ``path`` can be written (a probe file is created and deleted). Local folders are created as
+    needed; a bucket never is: a missing one fails the task, naming it.
 
     Example::
 

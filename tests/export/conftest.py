@@ -1,0 +1,32 @@
+"""Fixtures shared by the file-export tests in this folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.test_export import ADDRESS
+
+
+@pytest.fixture
+def wallet(coinstats_conn: Any, http: Any) -> Callable[..., str]:
+    """Connect a sandbox wallet (synced at once) and return its portfolio id; the request log starts empty.
+
+    The connect goes to the sandbox directly, so ``name`` is stored verbatim, like a name given
+    in the CoinStats app (the provider's own connect strips surrounding whitespace). The sandbox
+    returns it as ``portfolioInfo.name`` in every transaction (the ``portfolio_name`` column).
+    """
+
+    def connect(address: str = ADDRESS, name: str | None = None, transactions: int = 250) -> str:
+        coinstats_conn.state.configure(sync_polls=0)
+        body = {"address": address, "connectionId": "ethereum"} | ({} if name is None else {"name": name})
+        answer = http.post(f"{coinstats_conn.url}/portfolio/wallet", json=body)
+        answer.raise_for_status()
+        portfolio_id = str(answer.json()["portfolioId"])
+        coinstats_conn.state.set_transaction_count(portfolio_id, transactions)
+        coinstats_conn.state.clear_requests()
+        return portfolio_id
+
+    return connect
