@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -95,7 +96,8 @@ class Deployment:
 
     ``connections`` maps conn ids to their ``AIRFLOW_CONN_*`` values (URI or JSON);
     ``coinstats_default`` is added, pointing at the sandbox with the sandbox's API key.
-    ``airflow_env`` adds or overrides ``AIRFLOW__SECTION__KEY`` variables (e.g. another executor).
+    ``airflow_env`` adds or overrides ``AIRFLOW__SECTION__KEY`` variables (e.g. another executor)
+    and ``components`` the long-running ``airflow`` commands (e.g. plus ``("celery", "worker")``).
     ``secrets`` lists every secret the deployment holds: the sandbox key plus ``secret_values``
     from the caller, for the tests that search logs for them.
 
@@ -115,6 +117,7 @@ class Deployment:
         sandbox_args: Sequence[str] = (),
         parallelism: int = 12,
         airflow_env: Mapping[str, str] | None = None,
+        components: Mapping[str, Sequence[str]] = COMPONENTS,
         start_timeout: float = 120.0,
         stop_grace: float = 15.0,
         keep_dir: bool = False,
@@ -128,6 +131,7 @@ class Deployment:
         self._sandbox_args = list(sandbox_args)
         self.parallelism = parallelism
         self._airflow_env = dict(airflow_env or {})
+        self.components = dict(components)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
         self.keep_dir = keep_dir
@@ -161,14 +165,24 @@ class Deployment:
         try:
             self.start()
         except BaseException:
-            self.stop()
+            self._stop_keeping_error()
             raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        if exc is None:
+            self.stop()
+        else:
+            self._stop_keeping_error()
+
+    def _stop_keeping_error(self) -> None:
+        """Stop while an error propagates: a failed clean-up is printed, never raised over it."""
+        try:
+            self.stop()
+        except DeploymentError as error:
+            self._out(f"[e2e] clean-up failed too: {error}")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -197,8 +211,8 @@ class Deployment:
             status = migrate.wait(self.start_timeout)
             if status != 0:
                 raise DeploymentError(f"airflow db migrate exited with {status}\n{migrate.tail()}")
-        with self.stage("scheduler, dag-processor, triggerer, api-server healthy"):
-            for name, args in COMPONENTS.items():
+        with self.stage(f"{', '.join(self.components)} healthy"):
+            for name, args in self.components.items():
                 self._spawn(name, args)
             self._api = AirflowApi(self.api_url, API_USER, self._password)
             self._wait("components healthy", self._healthy)
@@ -207,25 +221,37 @@ class Deployment:
             self._wait("DAGs parsed", self._dags_parsed)
 
     def stop(self) -> None:
-        """Stop every process group, then PostgreSQL; idempotent. Prints how each one ended."""
+        """Stop every process group, then PostgreSQL; idempotent. Prints how each one ended.
+
+        Every step is attempted even if an earlier one fails; the first failure is raised at the end.
+        """
         started = time.monotonic()
-        try:
-            if self._api is not None:
-                self._api.close()
-            # Airflow first (it holds DB connections and talks to the sandbox), then the sandbox.
-            airflow = [g for name, g in self.groups.items() if name != "sandbox"]
-            self.stopped.update(stop_groups(airflow, self.stop_grace))
-            self.stopped.update(stop_groups([g for n, g in self.groups.items() if n == "sandbox"], self.stop_grace))
-            self.groups.clear()
-            if self.pg_dir is not None:
+        self._ignore_sigterm()  # a second SIGTERM must not cut the clean-up short
+        failures: list[DeploymentError] = []
+        if self._api is not None:
+            self._api.close()
+        # Airflow first (it holds DB connections and talks to the sandbox), then the sandbox.
+        airflow = [g for name, g in self.groups.items() if name != "sandbox"]
+        sandbox = [g for name, g in self.groups.items() if name == "sandbox"]
+        for batch in (airflow, sandbox):
+            try:
+                self.stopped.update(stop_groups(batch, self.stop_grace))
+            except DeploymentError as error:
+                failures.append(error)
+        self.groups.clear()
+        if self.pg_dir is not None:
+            try:
                 self._stop_postgres()
-        finally:
-            self._restore_sigterm()
-            if self.stopped:
-                ended = ", ".join(f"{name}: {how}" for name, how in self.stopped.items())
-                self._out(f"[e2e] stopped in {time.monotonic() - started:.1f} s ({ended})")
-            if not self.keep_dir:
-                shutil.rmtree(self.root, ignore_errors=True)
+            except DeploymentError as error:
+                failures.append(error)
+        self._restore_sigterm()
+        if self.stopped:
+            ended = ", ".join(f"{name}: {how}" for name, how in self.stopped.items())
+            self._out(f"[e2e] stopped in {time.monotonic() - started:.1f} s ({ended})")
+        if not self.keep_dir:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if failures:
+            raise failures[0]
 
     # -- components ---------------------------------------------------------------------------
 
@@ -286,9 +312,15 @@ class Deployment:
             [str(POSTGRES_SCRIPT), "stop", str(self.pg_dir)], capture_output=True, text=True, timeout=60, check=False
         )
         self.stopped["postgres"] = "pg_ctl stop" if done.returncode == 0 else f"stop failed: {done.stderr[-500:]}"
-        self.pg_dir = None
-        if postmaster is not None and poll_until(lambda: not pid_alive(postmaster), time.monotonic() + 10) is False:
-            raise DeploymentError(f"PostgreSQL postmaster {postmaster} still running after .ci/postgres.sh stop")
+        pg_dir, self.pg_dir = self.pg_dir, None
+        if postmaster is not None and not poll_until(lambda: not pid_alive(postmaster), time.monotonic() + 10):
+            # pg_ctl starts the postmaster as the leader of its own process group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(postmaster, signal.SIGKILL)
+            self.stopped["postgres"] += "; postmaster SIGKILL"
+        shutil.rmtree(pg_dir, ignore_errors=True)
+        if done.returncode != 0 or "SIGKILL" in self.stopped["postgres"]:
+            raise DeploymentError(f"PostgreSQL did not stop cleanly: {self.stopped['postgres']}")
 
     def _airflow_environment(self) -> dict[str, str]:
         api_port = free_port()
@@ -375,6 +407,10 @@ class Deployment:
             raise KeyboardInterrupt(f"signal {signum}")
 
         self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+
+    def _ignore_sigterm(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def _restore_sigterm(self) -> None:
         if self._previous_sigterm is not None:
