@@ -69,11 +69,22 @@ async def aget_connection(conn_id: str) -> Connection:
     return legacy
 
 
+def airflow_conf() -> Any:
+    """Airflow's already-loaded config: the Task SDK's on 3.1+, the core one on 3.0.
+
+    Lookups read the parsed ``airflow.cfg`` and the ``AIRFLOW__<SECTION>__<KEY>`` environment
+    variables at call time; nothing is read from disk again.
+    """
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow 3.0
+        from airflow.configuration import conf
+    return conf
+
+
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when an operator is built (not at import)."""
-    from airflow.configuration import conf
-
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return bool(airflow_conf().getboolean("operators", "default_deferrable", fallback=False))
 
 
 __all__ = [
@@ -83,6 +94,7 @@ __all__ = [
     "AirflowSkipException",
     "BaseHook",
     "aget_connection",
+    "airflow_conf",
     "default_deferrable",
     "mask_secret",
 ]

@@ -9,27 +9,58 @@ of four states. The sensor's ``poke`` and the trigger's loop both call :func:`ru
 Transient failures (429, 5xx, timeouts, cut bodies) are retried inside a probe by the shared
 retry policy, with ``max_consecutive_failures + 1`` attempts: that is the consecutive-failure
 budget, and it needs no state carried between pokes.
+
+Every path that waits (the sensor in each mode, the connect operators with ``wait_for_sync``)
+probes once in the worker before it defers, and the timing floors every one of them shares
+live here: :data:`MIN_POLL_INTERVAL`, :data:`MIN_FIRST_POLL_DELAY` and
+:data:`DEFER_TIMEOUT_GRACE`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Final, Literal, Protocol
 
 from airflow_provider_coinstats._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
+    airflow_conf,
 )
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
 from airflow_provider_coinstats.exceptions import (
+    CoinStatsConfigError,
     CoinStatsError,
     CoinStatsNotSyncedError,
+    CoinStatsUnauthorizedError,
     CoinStatsValidationError,
 )
+
+#: Default floor, in seconds, for a sensor's ``poke_interval`` and a connect operator's
+#: ``poll_interval`` (Airflow config ``[coinstats] min_poll_interval``). CoinStats' free tier allows
+#: 2 requests per second per key, and every poll costs up to 4 credits (the default probe): a
+#: faster loop only spends credits, and two of them together would already hit the rate limit.
+MIN_POLL_INTERVAL: Final = 1.0
+
+#: Default minimum, in seconds, between deferring and the trigger's first poll (Airflow config
+#: ``[coinstats] min_first_poll_delay``). When a task defers, its worker process reports the
+#: deferring attempt to the executor as "success" only once it has exited, and the scheduler reads
+#: that report on a later loop. If the trigger fires first, the scheduler has already queued the
+#: resumed attempt, takes the late report as a state mismatch and fails the task (apache/airflow
+#: 66374, 67287, 71580, 72716). Reports show that late event 3 to 6.5 s after deferral on
+#: healthy deployments (5 s in our own `airflow standalone` run); 10 s is twice the middle of that
+#: range. A loaded scheduler can be slower (67287: 27 s): raise the setting there.
+MIN_FIRST_POLL_DELAY: Final = 10.0
+
+#: Extra time the framework's defer timeout allows beyond the trigger's own deadline (plus the
+#: first-poll minimum), so the trigger's "timeout" event (which honours soft_fail and names the
+#: cause) arrives first.
+DEFER_TIMEOUT_GRACE: Final = 60.0
 
 #: Which request a probe sends. Each is the cheapest read of its kind (one-row pages).
 PROBES: Final[Mapping[str, Callable[[str], ApiRequest]]] = {
@@ -63,6 +94,8 @@ class ProbeResult:
     status_code: int | None = None
     request_id: str | None = None
     max_credits: int = 0
+    #: CoinStats rejected the API key (it may have been rotated: worth re-reading the connection).
+    key_rejected: bool = False
 
     def describe(self) -> str:
         rid = f", requestId={self.request_id}" if self.request_id else ""
@@ -93,7 +126,8 @@ def result_from_error(request: ApiRequest, error: CoinStatsError) -> ProbeResult
     if isinstance(error, CoinStatsNotSyncedError):
         return ProbeResult("syncing", f"{code} {error.message}", code, rid, request.credits)
     state: ProbeState = "transient" if error.retryable else "failed"
-    return ProbeResult(state, str(error), code, rid, request.credits)
+    rejected = isinstance(error, CoinStatsUnauthorizedError)
+    return ProbeResult(state, str(error), code, rid, request.credits, key_rejected=rejected)
 
 
 class _SyncSender(Protocol):
@@ -125,6 +159,79 @@ async def arun_probe(sender: _AsyncSender, request: ApiRequest, retry: RetrySett
         error.__traceback__ = None
         return result
     return result_from_payload(request, payload)
+
+
+def check_synced(conn_id: str, probe: str, portfolio_id: object, max_consecutive_failures: int, log: Any) -> bool:
+    """One probe in the worker through the sync hook: True when synced, False while syncing.
+
+    Anything else raises with the same semantics as a trigger event (:func:`raise_for_outcome`):
+    bad input, key, plan or credits fail without task retries, a used-up transient budget is an
+    ordinary failure.
+    """
+    from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook  # loads requests: run time only
+
+    try:
+        request = probe_request(probe, portfolio_id)
+    except CoinStatsValidationError as error:
+        raise AirflowFailException(str(error)) from None
+    hook = CoinStatsHook(conn_id, max_attempts=max_consecutive_failures + 1)
+    try:
+        result = run_probe(hook, request)
+    finally:
+        hook.close()
+    log.info("CoinStats portfolio %s poke: %s", portfolio_id, result.describe())
+    if result.state == "synced":
+        return True
+    if result.state == "syncing":
+        return False
+    raise_for_outcome("error" if result.state == "transient" else "failed", result.message)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def config_seconds(key: str, default: float) -> float:
+    """A number of seconds >= 0 from Airflow config ``[coinstats] <key>`` (or ``default``)."""
+    raw = airflow_conf().get("coinstats", key, fallback=None)
+    if raw is None or not str(raw).strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise CoinStatsConfigError(
+            f"Airflow config [coinstats] {key} (env AIRFLOW__COINSTATS__{key.upper()}) must be a number "
+            f"of seconds >= 0, got {raw!r}"
+        )
+    return value
+
+
+def min_poll_interval() -> float:
+    """The poll/poke interval floor in force: ``[coinstats] min_poll_interval``, default 1 s."""
+    return config_seconds("min_poll_interval", MIN_POLL_INTERVAL)
+
+
+def min_first_poll_delay() -> float:
+    """Seconds a trigger waits after deferral before its first poll: ``[coinstats] min_first_poll_delay``."""
+    return config_seconds("min_first_poll_delay", MIN_FIRST_POLL_DELAY)
+
+
+def validate_poll_interval(field: str, value: object) -> float:
+    """``value`` as seconds, refused below :func:`min_poll_interval` (called when the DAG is parsed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CoinStatsValidationError(field, f"must be a number of seconds; got {value!r}")
+    floor = min_poll_interval()
+    if value < floor:
+        raise CoinStatsValidationError(
+            field,
+            f"must be at least {floor:g} s (the floor set by Airflow config [coinstats] min_poll_interval; "
+            f"CoinStats' free tier allows 2 requests per second and every poll costs credits); got {value:g}",
+        )
+    return float(value)
+
+
+def defer_timeout(wait_seconds: float) -> timedelta:
+    """The framework's defer timeout for a trigger whose own deadline is ``wait_seconds`` away."""
+    return timedelta(seconds=float(wait_seconds) + min_first_poll_delay() + DEFER_TIMEOUT_GRACE)
 
 
 def make_event(status: str, portfolio_id: str, result: ProbeResult | None = None, **extra: Any) -> dict[str, Any]:

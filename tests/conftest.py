@@ -29,6 +29,11 @@ os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["COINSTATS_EXAMPLE_POKE_INTERVAL"] = "0.3"
+# The provider's timing floors (1 s between polls, 10 s before a trigger's first poll) protect real
+# deployments; the suite polls a local sandbox every 0.3 s and needs no scheduler race protection
+# under dag.test(). tests/sensors/test_timing_floors.py proves the defaults with these removed.
+os.environ["AIRFLOW__COINSTATS__MIN_POLL_INTERVAL"] = "0.05"
+os.environ["AIRFLOW__COINSTATS__MIN_FIRST_POLL_DELAY"] = "0"
 #: Where the example warehouse DAG writes its files (read when the DAG file is parsed).
 EXPORT_PATH = AIRFLOW_HOME / "export"
 os.environ["COINSTATS_EXAMPLE_EXPORT_PATH"] = str(EXPORT_PATH)

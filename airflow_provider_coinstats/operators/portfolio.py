@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -29,8 +28,11 @@ from airflow_provider_coinstats.links.portfolio import (
 )
 from airflow_provider_coinstats.sync_probe import (
     check_event,
+    check_synced,
+    defer_timeout,
     outcome_message,
     raise_for_outcome,
+    validate_poll_interval,
     validate_probe,
 )
 
@@ -57,7 +59,13 @@ def closest(value: str, choices: Sequence[str], n: int = 3) -> list[str]:
 
 
 class _ConnectPortfolioOperator(BaseOperator):
-    """Shared flow: validate, connect, push XCom, optionally defer until synced."""
+    """Shared flow: validate, connect, push XCom, optionally wait until synced.
+
+    With ``wait_for_sync=True`` the task probes once in the worker (as the sensor's first poke
+    does) and defers only while the portfolio is still syncing, so an already synced portfolio
+    (an ``existing`` connect, say) never goes through the triggerer. ``poll_interval`` below
+    ``[coinstats] min_poll_interval`` (default 1 s) is refused when the DAG is parsed.
+    """
 
     operator_extra_links = (CoinStatsPortfolioLink(),)
     ui_color = "#f3c623"
@@ -78,7 +86,7 @@ class _ConnectPortfolioOperator(BaseOperator):
         self.portfolio_name = portfolio_name
         self.coinstats_conn_id = coinstats_conn_id
         self.wait_for_sync = wait_for_sync
-        self.poll_interval = poll_interval
+        self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
         self.sync_timeout = sync_timeout
         self.probe = validate_probe(probe)
         self.max_consecutive_failures = max_consecutive_failures
@@ -106,13 +114,19 @@ class _ConnectPortfolioOperator(BaseOperator):
         ti.xcom_push(key="portfolio_id", value=result.portfolio_id)
         ti.xcom_push(key="connection_status", value=result.status)
         ti.xcom_push(key=PORTFOLIO_URL_XCOM_KEY, value=url)
-        if self.wait_for_sync:
-            self.defer(
-                trigger=self._sync_trigger(result.portfolio_id),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=float(self.sync_timeout) + 60.0),
-            )
-        return result.portfolio_id
+        if not self.wait_for_sync:
+            return result.portfolio_id
+        # Probe before deferring: a trigger that fires seconds after deferral walks into Airflow's
+        # defer/resume race (see sync_probe.MIN_FIRST_POLL_DELAY); a synced portfolio needs none.
+        if check_synced(
+            self.coinstats_conn_id, self.probe, result.portfolio_id, self.max_consecutive_failures, self.log
+        ):
+            return result.portfolio_id
+        self.defer(
+            trigger=self._sync_trigger(result.portfolio_id),
+            method_name="execute_complete",
+            timeout=defer_timeout(float(self.sync_timeout)),
+        )
 
     def _sync_trigger(self, portfolio_id: str) -> Any:
         from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger

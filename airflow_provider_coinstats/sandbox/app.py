@@ -306,6 +306,14 @@ def _add_admin_routes(app: FastAPI, state: SandboxState) -> None:
     async def credits(request: Request) -> Any:
         return state.credits_report()
 
+    @admin("POST", "/keys/rotate")
+    async def rotate_key(request: Request) -> Any:
+        body = await _admin_body(request)
+        if set(body) != {"old", "new"}:
+            raise _AdminError('body must be {"old": "<current key>", "new": "<replacement key>"}')
+        # The answer names the key's label only: the admin API never echoes a key.
+        return {"ok": True, "key": state.rotate_key(body["old"], body["new"])}
+
 
 # --------------------------------------------------------------------------- application
 

@@ -69,7 +69,7 @@ def secret_hash(value: str) -> str:
 @dataclass
 class _Portfolio:
     portfolio_id: str
-    owner: str  # key fingerprint, never the key
+    owner: str  # account id (a key fingerprint, see SandboxState.account_id), never the key
     kind: str
     connection_id: str
     name: str
@@ -102,7 +102,7 @@ class Account:
     def __init__(self, state: SandboxState, api_key: str) -> None:
         self._state = state
         self._key = api_key
-        self._owner = fingerprint(api_key)
+        self._owner = state.account_id(api_key)
 
     def remaining(self) -> int:
         total = self._state.config.api_keys.get(self._key, 0)
@@ -202,6 +202,8 @@ class SandboxState:
         self._seq = 0
         self._faults = FaultQueue(self.config.seed)
         self._generation = 0
+        #: key -> account id, for keys that are not their account's first (see rotate_key).
+        self._account_ids: dict[str, str] = {}
 
     @property
     def generation(self) -> int:
@@ -216,6 +218,7 @@ class SandboxState:
             self.config = copy.deepcopy(self._initial)
             self._portfolios.clear()
             self._used.clear()
+            self._account_ids.clear()
             self._log.clear()
             self._seq = 0
             self._faults.clear(seed=self.config.seed)
@@ -331,6 +334,43 @@ class SandboxState:
                 report[key_label(index)] = {"used": used, "total": total, "remaining": max(0, total - used)}
             return report
 
+    def account_id(self, api_key: str) -> str:
+        """Who owns what ``api_key`` can see: the fingerprint of the account's first key.
+
+        Portfolio ids are derived from it too, so after :meth:`rotate_key` the new key connecting
+        the same wallet gets ``existing`` with the same id, as with the real API.
+        """
+        return self._account_ids.get(api_key) or fingerprint(api_key)
+
+    def rotate_key(self, old: str, new: str) -> str:
+        """Replace API key ``old`` by ``new``, as a user rotating the key in the CoinStats dashboard.
+
+        ``new`` takes over ``old``'s credit ledger (total and used) and portfolios; ``old`` answers
+        401 from then on (re-adding it later makes a fresh, empty account). Returns the key's
+        label ("key-1", ...), which stays the same. Errors never name a key.
+
+        Example::
+
+            state.rotate_key("sandbox-api-key", "rotated-key")
+        """
+        if not isinstance(new, str) or not new:
+            raise ValueError("new must be a non-empty string")
+        with self._lock:
+            keys = self.config.api_keys
+            if not isinstance(old, str) or old not in keys:
+                raise KeyError("old is not a configured API key")
+            if new in keys:
+                raise ValueError("new is already a configured API key")
+            owner = self.account_id(old)
+            # Same position in the dict, so the key keeps its label in the admin API.
+            rotated = {new if key == old else key: total for key, total in keys.items()}
+            self.config = replace(self.config, api_keys=rotated)
+            self._used[new] = self._used.pop(old, 0)
+            self._account_ids[new] = owner
+            # Not the old fingerprint: a re-added old key must not see the account's portfolios.
+            self._account_ids[old] = f"retired-{secret_hash(old + owner)[:16]}"
+            return key_label(list(rotated).index(new))
+
     @contextmanager
     def account(self, api_key: str) -> Iterator[Account]:
         """Hold the lock and give one key's view of the state (used by the request handlers)."""
@@ -346,13 +386,13 @@ class SandboxState:
         ``status`` here does not count as a poll.
         """
         with self._lock:
-            owner = fingerprint(api_key) if api_key is not None else None
+            owner = self.account_id(api_key) if api_key is not None else None
             return [p.summary() for p in self._portfolios.values() if owner is None or p.owner == owner]
 
     def portfolio_owner_labels(self) -> dict[str, str]:
         """portfolioId -> key label, for the admin API."""
         with self._lock:
-            labels = {fingerprint(k): key_label(i) for i, k in enumerate(self.config.api_keys)}
+            labels = {self.account_id(k): key_label(i) for i, k in enumerate(self.config.api_keys)}
             return {pid: labels.get(p.owner, "unknown-key") for pid, p in self._portfolios.items()}
 
     def set_sync(self, portfolio_id: str, polls: int | None = None, seconds: float | None = None) -> None:

@@ -12,23 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_coinstats._compat import AirflowFailException, default_deferrable
+from airflow_provider_coinstats._compat import default_deferrable
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.sync_probe import (
     check_event,
+    check_synced,
+    defer_timeout,
     outcome_message,
-    probe_request,
     raise_for_outcome,
-    run_probe,
+    validate_poll_interval,
     validate_probe,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: Extra time the framework's defer timeout allows beyond the trigger's own deadline, so the
-#: trigger's "timeout" event (which honours soft_fail and names the cause) arrives first.
-DEFER_TIMEOUT_GRACE = 60.0
 
 
 class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
@@ -39,8 +36,11 @@ class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
     data means done. Transient errors (429, 5xx, timeouts, cut bodies) are retried within the
     poke, up to ``max_consecutive_failures`` in a row, before the poke fails. 400/401/403/404/406
     fail the task at once, without retries. The sensor keeps no state between pokes, so
-    ``mode="reschedule"`` is safe, and ``deferrable=True`` frees the worker slot while waiting.
-    The portfolio id is pushed to XCom when synced.
+    ``mode="reschedule"`` is safe, and ``deferrable=True`` frees the worker slot while waiting
+    (after one poke in the worker; the trigger's first poll then comes no sooner than
+    ``[coinstats] min_first_poll_delay``, default 10 s). A ``poke_interval`` below
+    ``[coinstats] min_poll_interval`` (default 1 s) is refused when the DAG is parsed. The
+    portfolio id is pushed to XCom when synced.
 
     Example::
 
@@ -76,26 +76,13 @@ class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
             raise CoinStatsValidationError("max_consecutive_failures", "must be an integer >= 0")
         self.max_consecutive_failures = max_consecutive_failures
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        # BaseSensorOperator has turned a timedelta into seconds by now.
+        self.poke_interval = validate_poll_interval("poke_interval", self.poke_interval)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-
-        try:
-            request = probe_request(self.probe, self.portfolio_id)
-        except CoinStatsValidationError as error:
-            raise AirflowFailException(str(error)) from None
-        hook = CoinStatsHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1)
-        try:
-            result = run_probe(hook, request)
-        finally:
-            hook.close()
-        self.log.info("CoinStats portfolio %s poke: %s", self.portfolio_id, result.describe())
-        if result.state == "synced":
+        if check_synced(self.coinstats_conn_id, self.probe, self.portfolio_id, self.max_consecutive_failures, self.log):
             return PokeReturnValue(is_done=True, xcom_value=self.portfolio_id)
-        if result.state == "syncing":
-            return False
-        raise_for_outcome("error" if result.state == "transient" else "failed", result.message)
-        return False  # unreachable: raise_for_outcome always raises
+        return False
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -107,7 +94,7 @@ class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
         self.defer(
             trigger=self.build_trigger(),
             method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout) + DEFER_TIMEOUT_GRACE),
+            timeout=defer_timeout(float(self.timeout)),
         )
 
     def build_trigger(self) -> Any:

@@ -5,6 +5,16 @@ The trigger fetches its connection asynchronously once, then probes with
 policy as the sync sensor, over ``aiohttp``), sleeping with ``asyncio.sleep`` between polls. It owns
 an absolute wall-clock deadline, so the timeout holds even if the triggerer restarts: a trigger
 re-created from its serialized kwargs picks up the same deadline.
+
+Two things keep a long wait alive where a plain poll loop would break it:
+
+- Its first poll comes no sooner than ``[coinstats] min_first_poll_delay`` (default 10 s) after the
+  trigger was created, i.e. after the task deferred (``not_before``, absolute, so a restart keeps
+  it). A trigger that fires earlier can lose Airflow's defer/resume race and get its task failed
+  (see :data:`~airflow_provider_coinstats.sync_probe.MIN_FIRST_POLL_DELAY`).
+- A 401 re-reads the connection once, bypassing and refreshing the per-process cache. When the
+  key (or base URL) has changed, the same poll is retried with it, so a key rotated in Airflow
+  during a wait is picked up; a 401 with the key unchanged, or again with the new one, fails.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -25,8 +35,13 @@ from airflow_provider_coinstats.sync_probe import (
     ProbeResult,
     arun_probe,
     make_event,
+    min_first_poll_delay,
     probe_request,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_coinstats.api.async_transport import AsyncTransport
+    from airflow_provider_coinstats.api.operations import ApiRequest
 
 #: Each wait is stretched or shrunk by up to this fraction, at random.
 POLL_JITTER = 0.1
@@ -46,12 +61,16 @@ _settings_cache: dict[str, tuple[float, ClientSettings]] = {}
 
 async def cached_settings(conn_id: str) -> ClientSettings:
     """The connection's settings, read at most once per ``SETTINGS_TTL`` per process."""
-    now = time.monotonic()
     hit = _settings_cache.get(conn_id)
-    if hit is not None and hit[0] > now:
+    if hit is not None and hit[0] > time.monotonic():
         return hit[1]
+    return await refresh_settings(conn_id)
+
+
+async def refresh_settings(conn_id: str) -> ClientSettings:
+    """Read the connection now, whatever the cache holds, and cache the result for every trigger."""
     settings = settings_from_connection(await aget_connection(conn_id), conn_id)
-    _settings_cache[conn_id] = (now + SETTINGS_TTL, settings)
+    _settings_cache[conn_id] = (time.monotonic() + SETTINGS_TTL, settings)
     return settings
 
 
@@ -70,7 +89,9 @@ def poll_delay(poll_interval: float, polls: int, exponential_backoff: bool, max_
 class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     """Fire once the portfolio's data stops answering 409 "Transactions not synced".
 
-    Kwargs are JSON primitives only. ``end_time`` is an absolute UNIX timestamp. The event is one of
+    Kwargs are JSON primitives only. ``end_time`` is an absolute UNIX timestamp, and so is
+    ``not_before``, the earliest first poll (default: ``[coinstats] min_first_poll_delay`` seconds
+    after the trigger is created, which is when the task defers). The event is one of
     ``synced``, ``timeout``, ``error`` (transient failures beyond the budget) or ``failed`` (an
     error a retry cannot fix), checked by the deferring task's ``execute_complete``.
 
@@ -94,6 +115,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         exponential_backoff: bool = False,
         max_wait: float | None = None,
         max_consecutive_failures: int = 3,
+        not_before: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.portfolio_id = portfolio_id
@@ -104,6 +126,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         self.exponential_backoff = bool(exponential_backoff)
         self.max_wait = float(max_wait) if max_wait is not None else None
         self.max_consecutive_failures = int(max_consecutive_failures)
+        # Fixed here, not in run(): a triggerer restart must not push the first poll back again.
+        self.not_before = float(not_before) if not_before is not None else time.time() + min_first_poll_delay()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -117,6 +141,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                 "exponential_backoff": self.exponential_backoff,
                 "max_wait": self.max_wait,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "not_before": self.not_before,
             },
         )
 
@@ -133,6 +158,13 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         remaining = self._remaining()
         if remaining is not None:
             delay = max(0.0, min(delay, remaining))
+        if polls == 0:
+            # The floor beats the deadline too: a "timeout" event is as exposed to the defer/resume
+            # race as any other (the task's defer timeout allows for it). Jittered upwards, so
+            # triggers deferred together still do not poll in lock-step.
+            floor = self.not_before - time.time()
+            if floor > delay:
+                delay = floor * rng.uniform(1.0, 1.0 + POLL_JITTER)
         return delay
 
     async def _sleep_before_poll(self, polls: int, rng: random.Random) -> None:
@@ -159,20 +191,51 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         from airflow_provider_coinstats.api.async_transport import AsyncTransport
 
         polls = 0
-        async with AsyncTransport(settings, self.log) as transport:
+        transport = AsyncTransport(settings, self.log)
+        try:
             while True:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     waited = round(time.monotonic() - started, 1)
                     yield _event(make_event("timeout", self.portfolio_id, polls=polls, waited=waited))
                     return
-                # Retries inside a poll must not run past the deadline either.
-                budget = None if remaining is None else replace(settings.retry, max_retry_time=remaining)
-                result = await arun_probe(transport, request, budget)
                 polls += 1
-                self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, polls, result.describe())
+                result = await self._poll(transport, request, polls)
+                if result.key_rejected and (rotated := await self._rotated_settings(settings)) is not None:
+                    settings = rotated
+                    await transport.aclose()
+                    transport = AsyncTransport(settings, self.log)
+                    polls += 1
+                    result = await self._poll(transport, request, polls)
                 if result.state != "syncing":
                     status = {"synced": "synced", "transient": "error", "failed": "failed"}[result.state]
                     yield _event(make_event(status, self.portfolio_id, result, polls=polls))
                     return
                 await self._sleep_before_poll(polls, rng)
+        finally:
+            await transport.aclose()
+
+    async def _poll(self, transport: AsyncTransport, request: ApiRequest, number: int) -> ProbeResult:
+        remaining = self._remaining()
+        # Retries inside a poll must not run past the deadline either.
+        settings = transport.settings
+        budget = None if remaining is None else replace(settings.retry, max_retry_time=max(remaining, 0.0))
+        result = await arun_probe(transport, request, budget)
+        self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, number, result.describe())
+        return result
+
+    async def _rotated_settings(self, current: ClientSettings) -> ClientSettings | None:
+        """After a 401: the connection read again, or None when its key and URL are unchanged."""
+        try:
+            fresh = await refresh_settings(self.coinstats_conn_id)
+        except CoinStatsError as error:
+            self.log.warning("CoinStats connection %s could not be read again: %s", self.coinstats_conn_id, error)
+            return None
+        if (fresh.api_key, fresh.auth_type, fresh.base_url) == (current.api_key, current.auth_type, current.base_url):
+            self.log.info("CoinStats rejected the API key; connection %s still holds it", self.coinstats_conn_id)
+            return None
+        self.log.info(
+            "CoinStats rejected the API key; connection %s now holds another one (rotated?): retrying the poll with it",
+            self.coinstats_conn_id,
+        )
+        return with_max_attempts(fresh, self.max_consecutive_failures + 1)

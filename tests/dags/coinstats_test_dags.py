@@ -74,3 +74,19 @@ with DAG(
         poll_interval=POKE,
         sync_timeout=60,
     )
+
+with DAG(
+    dag_id="cs_test_connect_wait",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+) as cs_test_connect_wait:
+    # Connect and wait in one task: probes in the worker first, defers only while syncing.
+    ConnectWalletOperator(
+        task_id="connect_wallet",
+        address=ADDRESS,
+        blockchain="ethereum",
+        wait_for_sync=True,
+        poll_interval=POKE,
+        sync_timeout=60,
+    )
