@@ -68,15 +68,37 @@ class CoinStatsDestinationError(CoinStatsError):
         super().__init__(f"{field}: {problem}")
 
 
+class CoinStatsExportCancelledError(CoinStatsError):
+    """The task was killed (SIGTERM, ``on_kill``) during an export; the open load was rolled back.
+
+    Not permanent: Airflow task retries apply, as for any interrupted run.
+
+    Example::
+
+        CoinStatsExportCancelledError("the task was killed while reading CoinStats pages")
+    """
+
+
 class CoinStatsTransportError(CoinStatsError):
-    """No complete HTTP answer: connection refused or dropped, timeout. Retryable."""
+    """No complete HTTP answer: connection refused or dropped, timeout. Retryable.
+
+    ``sent`` says whether the request may have reached CoinStats: ``False`` only when the
+    connection was never made (refused, connect timeout), so even a charged, non-idempotent call
+    can be repeated safely; ``True`` when the answer was lost after sending (read timeout,
+    dropped mid-answer), when CoinStats may have done the work.
+
+    Example::
+
+        CoinStatsTransportError("PATCH", "/portfolio/sync", "ConnectionRefused", sent=False)
+    """
 
     retryable = True
 
-    def __init__(self, method: str, path: str, reason: str) -> None:
+    def __init__(self, method: str, path: str, reason: str, *, sent: bool = True) -> None:
         self.method = method
         self.path = path
         self.reason = reason
+        self.sent = sent
         super().__init__(f"CoinStats {method} {path}: no complete response ({reason})")
 
 
@@ -168,15 +190,54 @@ class CoinStatsInvalidResponseError(CoinStatsAPIError):
     retryable = True
 
 
+class CoinStatsRedirectError(CoinStatsAPIError):
+    """A 3xx: CoinStats (or something posing as it) sent the request elsewhere. Never followed.
+
+    Following would send the API key header, and for a 307/308 the exchange credentials in the
+    body, to another host. Not retried: the same request gets the same redirect. ``location`` is
+    the target's origin (scheme, host, port) only, never its path or query, which could carry a
+    token.
+
+    Example::
+
+        err.status_code, err.location  # -> (307, "https://elsewhere.example:8443")
+    """
+
+    def __init__(self, status_code: int, message: str, *, method: str, path: str, location: str | None = None) -> None:
+        super().__init__(status_code, message, method=method, path=path)
+        self.location = location
+
+
+class CoinStatsPaginationError(CoinStatsError):
+    """A paginated read stopped because it would never end: a page repeated the previous one
+    (the server ignores ``page``), or the hard page limit was reached.
+
+    Permanent: sending the same pages again would spend the same credits for the same result.
+
+    Example::
+
+        CoinStatsPaginationError("GET /portfolio/transactions", 2, "page 2 repeats page 1")
+    """
+
+    def __init__(self, request: str, page: int, problem: str) -> None:
+        self.request = request
+        self.page = page
+        self.problem = problem
+        super().__init__(f"CoinStats {request}: pagination stopped at page {page}: {problem}")
+
+
 #: Errors that a retry of the Airflow task cannot fix: bad input, a wrong key, plan limits,
-#: exhausted credits, an unknown portfolio. Operators fail at once on these instead of spending
-#: task retries. (A 409 is not here: it means "not yet", and only waiting fixes it.)
+#: exhausted credits, an unknown portfolio, a redirect, endless pagination. Operators fail at once
+#: on these instead of spending task retries. (A 409 is not here: it means "not yet", and only
+#: waiting fixes it.)
 PERMANENT_ERRORS: tuple[type[CoinStatsError], ...] = (
     CoinStatsBadRequestError,
     CoinStatsNotFoundError,
     CoinStatsUnauthorizedError,
     CoinStatsForbiddenError,
     CoinStatsCreditsExhaustedError,
+    CoinStatsRedirectError,
+    CoinStatsPaginationError,
     CoinStatsValidationError,
     CoinStatsConfigError,
 )

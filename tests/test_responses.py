@@ -103,3 +103,25 @@ def test_retry_after_carried_on_429() -> None:
     with pytest.raises(exc.CoinStatsRateLimitedError) as info:
         classify_response(REQ, 429, {"retry-after": "3"}, envelope(429))
     assert info.value.retry_after == 3.0
+
+
+def test_secret_straddling_the_excerpt_cut_is_scrubbed_first() -> None:
+    # The non-JSON excerpt is 200 characters; this secret starts at 190 and ends at 222, so
+    # cutting before scrubbing would quote its first 10 characters.
+    secret = "SECRETPREFIX-0123456789abcdefghij"
+    req = ops.connect_exchange("binance", {"apiKey": secret, "apiSecret": "other-secret"})
+    body = ("<html>" + "x" * 184 + secret + " and more proxy text" * 20 + "</html>").encode()
+    assert body.decode().index(secret) == 190
+    with pytest.raises(exc.CoinStatsServerError) as info:
+        classify_response(req, 502, {}, body)
+    text = str(info.value)
+    assert "non-JSON body" in text
+    assert "***" in text
+    assert secret[:6] not in text
+
+
+def test_secret_in_a_redirect_location_is_never_quoted() -> None:
+    with pytest.raises(exc.CoinStatsRedirectError) as info:
+        classify_response(REQ, 302, {"Location": "https://API-KEY-789.example/x?k=API-KEY-789"}, b"", ("API-KEY-789",))
+    assert "API-KEY-789" not in str(info.value)
+    assert info.value.location == "https://***.example"

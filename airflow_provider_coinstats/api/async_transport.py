@@ -3,6 +3,14 @@
 Only the byte-moving differs from :mod:`.transport`; waits between retries are ``asyncio.sleep``
 (tenacity's async driver), so a trigger never blocks the triggerer's event loop.
 
+Redirects are never followed (``allow_redirects=False``): a 3xx reaches the classifier, which
+raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsRedirectError`. ``timeout`` is a
+total wall-clock limit per attempt (``ClientTimeout(total=...)``). A connection that was never
+made (``ClientConnectorError``: refused, unresolvable, TLS handshake failed) is reported as not
+sent, everything else as possibly sent, which the retry policy needs for charged calls. The total
+timeout firing while connecting surfaces as a plain ``TimeoutError``, so it counts as possibly
+sent: for a charged call that is the safe side (no repeat), and triggers only send reads.
+
 aiohttp rather than httpx because the triggerer's loop is shared by every trigger: measured here,
 4,000 polls cost 1.6 s of CPU with aiohttp and 5.0 s with httpx, and CPU spent per poll is lag
 for every other trigger in the loop.
@@ -16,13 +24,17 @@ import ssl
 from typing import Any
 
 import aiohttp
+from tenacity import AsyncRetrying
 
 from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
-from airflow_provider_coinstats.api.retry import ReusableAsyncRetrying, async_retrying
+from airflow_provider_coinstats.api.retry import AttemptHistory, ReusableAsyncRetrying, async_retrying
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
-from airflow_provider_coinstats.exceptions import CoinStatsTransportError
+from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsTransportError
+
+#: Failures that happen before the request could be sent: the connection was never made.
+_NOT_SENT_ERRORS = (aiohttp.ClientConnectorError,)
 
 
 @functools.cache
@@ -79,30 +91,42 @@ class AsyncTransport:
                 self.settings.base_url + request.path,
                 params=dict(request.params) or None,
                 json=dict(request.json) if request.json is not None else None,
+                allow_redirects=False,
             ) as response:
                 body = await response.read()
                 status, headers = response.status, response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise CoinStatsTransportError(request.method, request.path, err.__class__.__name__) from None
-        return classify_response(request, status, headers, body, secrets=(self.settings.api_key,))
+            raise CoinStatsTransportError(
+                request.method, request.path, err.__class__.__name__, sent=not isinstance(err, _NOT_SENT_ERRORS)
+            ) from None
+        return classify_response(
+            request, status, headers, body, secrets=(self.settings.api_key,), base_url=self.settings.base_url
+        )
 
     async def send(self, request: ApiRequest, retry: RetrySettings | None = None) -> Any:
         """Send with retries (``retry`` overrides the connection's bounds for this call)."""
         settings = retry or self.settings.retry
         if self._retry_busy:  # concurrent calls on one transport: each its own driver
-            async for attempt in async_retrying(request, settings, self.log):
-                with attempt:
-                    return await self.send_once(request)
-            raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+            return await self._attempts(request, async_retrying(request, settings, self.log))
         if self._retry is None or self._retry.request is not request:
             self._retry = ReusableAsyncRetrying(request, settings, self.log)
         self._retry_busy = True
         try:
-            async for attempt in self._retry.attempts(settings):
-                with attempt:
-                    return await self.send_once(request)
+            return await self._attempts(request, self._retry.attempts(settings))
         finally:
             self._retry_busy = False
+
+    async def _attempts(self, request: ApiRequest, driver: AsyncRetrying) -> Any:
+        # Only a delete needs to remember its earlier attempts; a trigger's polls skip the object.
+        history = AttemptHistory(request, self.log) if request.endpoint.gone_means_done else None
+        async for attempt in driver:
+            with attempt:
+                try:
+                    return await self.send_once(request)
+                except CoinStatsError as err:
+                    if history is not None and history.already_done(err):
+                        return None
+                    raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def aclose(self) -> None:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
+
+#: When a request may be sent again after a failed attempt (read by :mod:`.retry`):
+#: ``"safe"``: whenever the failure is retryable (reads; connect, which answers ``existing``);
+#: ``"if_not_sent"``: only when the request surely never reached CoinStats (connection refused,
+#: connect timeout) or was refused unprocessed (429), because a repeat would be charged and acted
+#: on twice.
+Repeat = Literal["safe", "if_not_sent"]
 
 BASE_URL: Final = "https://openapiv1.coinstats.app"
 
@@ -25,11 +32,14 @@ class Endpoint:
     """One CoinStats operation.
 
     ``waits_for_sync`` marks portfolio data reads, which answer HTTP 409 "Transactions not synced"
-    while the portfolio is still syncing.
+    while the portfolio is still syncing. ``repeat`` says when a failed attempt may be sent again
+    (see :data:`Repeat`). ``gone_means_done`` marks a delete: a 404 on a retry, after an attempt
+    whose answer was lost, means that attempt already deleted it.
 
     Example::
 
         ENDPOINTS["portfolio_coins"].credits  # -> 8
+        ENDPOINTS["portfolio_sync"].repeat  # -> "if_not_sent"
     """
 
     name: str
@@ -37,6 +47,8 @@ class Endpoint:
     path: str
     credits: int
     waits_for_sync: bool = False
+    repeat: Repeat = "safe"
+    gone_means_done: bool = False
 
 
 def _table(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
@@ -44,14 +56,16 @@ def _table(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
 
 
 ENDPOINTS: Final[Mapping[str, Endpoint]] = _table(
+    # A repeated connect answers "existing" with the same id, so connect is safe to repeat.
     Endpoint("connect_wallet", "POST", "/portfolio/wallet", 40),
     Endpoint("connect_exchange", "POST", "/portfolio/exchange", 10),
     # Undocumented cost; assumed free like /usage/credits.
     Endpoint("list_portfolios", "GET", "/portfolio/list", 0),
     Endpoint("portfolio_status", "GET", "/portfolio/status", 3),
     # 30 for one portfolio; without portfolioId every API portfolio is synced at 10x.
-    Endpoint("portfolio_sync", "PATCH", "/portfolio/sync", 30),
-    Endpoint("delete_portfolio", "DELETE", "/portfolio/{portfolioId}", 10),
+    # Charged per call and starts a sync each time: repeated only if CoinStats surely never got it.
+    Endpoint("portfolio_sync", "PATCH", "/portfolio/sync", 30, repeat="if_not_sent"),
+    Endpoint("delete_portfolio", "DELETE", "/portfolio/{portfolioId}", 10, gone_means_done=True),
     Endpoint("portfolio_value", "GET", "/portfolio/value", 10, waits_for_sync=True),
     Endpoint("portfolio_coins", "GET", "/portfolio/coins", 8, waits_for_sync=True),
     Endpoint("portfolio_chart", "GET", "/portfolio/chart", 10, waits_for_sync=True),

@@ -4,6 +4,10 @@ Both transports hand the raw status, headers and body to :func:`classify_respons
 looks at status codes. Error bodies follow the documented envelope
 ``{statusCode, message, requestId, path}``, but 502/503 from a proxy can be HTML or empty, so the
 parser never assumes JSON.
+
+A 3xx is never followed (both transports turn redirects off): it becomes
+:class:`~airflow_provider_coinstats.exceptions.CoinStatsRedirectError`, naming only the target's
+origin. Secrets are scrubbed from server text before it is shortened or quoted.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.exceptions import (
@@ -24,6 +29,7 @@ from airflow_provider_coinstats.exceptions import (
     CoinStatsNotFoundError,
     CoinStatsNotSyncedError,
     CoinStatsRateLimitedError,
+    CoinStatsRedirectError,
     CoinStatsServerError,
     CoinStatsUnauthorizedError,
 )
@@ -81,14 +87,21 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def classify_response(
-    request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes, secrets: Iterable[str] = ()
+    request: ApiRequest,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Iterable[str] = (),
+    base_url: str | None = None,
 ) -> Any:
     """Return the decoded JSON of a success, or raise the typed error for anything else.
 
     ``secrets`` (the API key; the request's own credential values are added) are scrubbed from
-    every message so no error can carry them.
+    every message so no error can carry them. ``base_url`` resolves a relative ``Location``.
     """
     all_secrets = (*secrets, *request.secrets)
+    if 300 <= status < 400:
+        raise _redirect_error(request, status, _header(headers, "Location"), base_url, all_secrets)
     if 200 <= status < 300:
         if status == 204 or (not body and request.method == "DELETE"):
             return None
@@ -102,7 +115,7 @@ def classify_response(
                 path=request.path,
             ) from None
 
-    message, request_id = _error_details(status, body)
+    message, request_id = _error_details(status, body, all_secrets)
     error_class = _BY_STATUS.get(status, CoinStatsAPIError)
     retry_after = parse_retry_after(_header(headers, "Retry-After")) if status in (429, 503) else None
     raise error_class(
@@ -115,8 +128,49 @@ def classify_response(
     )
 
 
-def _error_details(status: int, body: bytes) -> tuple[str, str | None]:
-    text = body.decode("utf-8", errors="replace").strip()
+def redirect_origin(location: str | None, base_url: str | None = None) -> str | None:
+    """``scheme://host[:port]`` of a ``Location`` header; never its user info, path or query.
+
+    A relative ``Location`` is resolved against ``base_url``. ``None`` when there is nothing
+    usable to name.
+
+    Example::
+
+        redirect_origin("https://evil.example:8443/steal?token=abc")  # -> "https://evil.example:8443"
+    """
+    if not location or not location.strip():
+        return None
+    target = urljoin(base_url, location.strip()) if base_url else location.strip()
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    # host[:port] as sent (not .hostname, which lowercases: scrubbing must still match a secret)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _redirect_error(
+    request: ApiRequest, status: int, location: str | None, base_url: str | None, secrets: Iterable[str]
+) -> CoinStatsRedirectError:
+    origin = redirect_origin(location, base_url)
+    origin = scrub(origin, secrets) if origin else None
+    target = f"to {origin}" if origin else "without a usable Location"
+    return CoinStatsRedirectError(
+        status,
+        f"redirect {target} not followed: the API key and request body go to the configured host only",
+        method=request.method,
+        path=request.path,
+        location=origin,
+    )
+
+
+def _error_details(status: int, body: bytes, secrets: Iterable[str] = ()) -> tuple[str, str | None]:
+    # Scrub before anything shortens the text: a secret cut in half by the excerpt would no
+    # longer match, and its first characters would be quoted.
+    text = scrub(body.decode("utf-8", errors="replace"), secrets).strip()
     try:
         envelope = json.loads(text) if text else None
     except json.JSONDecodeError:

@@ -1,10 +1,21 @@
 """The retry policy, shared by the sync hook and the async trigger path.
 
-What is retried is decided by the exception class alone (``CoinStatsError.retryable``): transport
-failures, 429, 500/502/503/504 and 2xx bodies that are not complete JSON. 400/401/403/404/406/409
-are never retried. Waits grow exponentially with jitter; a ``Retry-After`` from the server wins,
-capped so a hostile or buggy header cannot park a worker for an hour. Attempts and total time are
-both bounded.
+What is retried is decided by the exception and the request's endpoint (:func:`may_repeat`):
+
+- the exception must be retryable (``CoinStatsError.retryable``): transport failures, 429,
+  500/502/503/504 and 2xx bodies that are not complete JSON. 3xx (never followed) and
+  400/401/403/404/406/409 are never retried;
+- the endpoint's ``repeat`` (in :mod:`.catalog`) must allow it: ``"safe"`` endpoints (reads, and
+  connects, which answer ``existing``) retry every retryable failure; ``"if_not_sent"`` endpoints
+  (PATCH /portfolio/sync: charged and acted on per call) retry only failures that prove CoinStats
+  did nothing: a connection never made (refused, connect timeout) and 429. A 5xx, a read timeout
+  or an answer dropped mid-way may hide a sync that ran, so those fail at once.
+
+A delete (``gone_means_done``) that answers 404 on a retry, after an attempt whose outcome was
+unknown, is counted as done: that attempt deleted it (:class:`AttemptHistory`).
+
+Waits grow exponentially with jitter; a ``Retry-After`` from the server wins, capped so a hostile
+or buggy header cannot park a worker for an hour. Attempts and total time are both bounded.
 
 The policy is expressed once as tenacity keyword arguments; :func:`retrying` and
 :func:`async_retrying` only choose tenacity's sync or async driver, and :class:`ReusableAsyncRetrying`
@@ -17,11 +28,16 @@ import logging
 import random
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
-from airflow_provider_coinstats.exceptions import CoinStatsError
+from airflow_provider_coinstats.exceptions import (
+    CoinStatsError,
+    CoinStatsNotFoundError,
+    CoinStatsRateLimitedError,
+    CoinStatsTransportError,
+)
 
 #: One jitter source per process. A ``random.Random`` is 2.5 KiB and seeding one reads the OS
 #: entropy pool; a triggerer would otherwise build one per poll of every trigger.
@@ -29,8 +45,83 @@ _RNG = random.Random()
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True when sending the same request again may succeed."""
+    """True when sending the same request again may succeed (whatever the endpoint)."""
     return isinstance(exc, CoinStatsError) and exc.retryable
+
+
+def surely_not_processed(exc: BaseException) -> bool:
+    """True when the failed attempt cannot have been acted on: never sent, or refused with 429."""
+    if isinstance(exc, CoinStatsTransportError):
+        return not exc.sent
+    return isinstance(exc, CoinStatsRateLimitedError)
+
+
+def may_repeat(request: ApiRequest, exc: BaseException) -> bool:
+    """The policy's decision: may ``request`` be sent again after it failed with ``exc``?"""
+    if not is_retryable(exc):
+        return False
+    return request.endpoint.repeat == "safe" or surely_not_processed(exc)
+
+
+class AttemptHistory:
+    """What one call's earlier attempts may have done, for endpoints where that changes a 404.
+
+    Example::
+
+        history = AttemptHistory(request, log)
+        ...
+        except CoinStatsError as err:
+            if history.already_done(err):
+                return None  # an earlier attempt whose answer was lost did the delete
+            raise
+    """
+
+    __slots__ = ("log", "outcome_unknown", "request")
+
+    def __init__(self, request: ApiRequest, log: logging.Logger | Any) -> None:
+        self.request = request
+        self.log = log
+        #: An earlier attempt may have been acted on (its answer lost, a 5xx, ...).
+        self.outcome_unknown = False
+
+    def already_done(self, exc: CoinStatsError) -> bool:
+        """True when ``exc`` is a delete's 404 after an attempt that may have deleted it."""
+        if self.outcome_unknown and self.request.endpoint.gone_means_done and isinstance(exc, CoinStatsNotFoundError):
+            self.log.info(
+                "CoinStats %s answered 404 on a retry after an attempt whose answer was lost: "
+                "that attempt did it, so this counts as done",
+                self.request.describe(),
+            )
+            return True
+        if not surely_not_processed(exc):
+            self.outcome_unknown = True
+        return False
+
+
+class _MayRepeat:
+    """Tenacity's ``retry`` callback: :func:`may_repeat` for one request, saying why it stops."""
+
+    __slots__ = ("log", "request")
+
+    def __init__(self, request: ApiRequest, log: logging.Logger | Any) -> None:
+        self.request = request
+        self.log = log
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is None:
+            return False
+        if may_repeat(self.request, exc):
+            return True
+        if is_retryable(exc):
+            # Retryable in general, not for this endpoint: say so, or the stop looks arbitrary.
+            self.log.warning(
+                "CoinStats %s failed (%s) and is not repeated: it may have reached CoinStats, "
+                "and a repeat would be charged and acted on twice",
+                self.request.describe(),
+                exc,
+            )
+        return False
 
 
 def next_wait(settings: RetrySettings, attempt: int, retry_after: float | None, rng: random.Random) -> float:
@@ -100,7 +191,7 @@ class _LogRetry:
 
 def _policy(request: ApiRequest, bounds: _Bounds, log: logging.Logger | Any, rng: random.Random) -> dict[str, Any]:
     return {
-        "retry": retry_if_exception(is_retryable),
+        "retry": _MayRepeat(request, log),
         "wait": _Wait(bounds, rng),
         "stop": _Stop(bounds),
         "before_sleep": _LogRetry(request, bounds, log),

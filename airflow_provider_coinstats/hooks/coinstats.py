@@ -6,14 +6,20 @@ per endpoint the provider needs. Requests are built (and validated) by
 :mod:`airflow_provider_coinstats.api.responses`, and retries follow
 :mod:`airflow_provider_coinstats.api.retry`; the hook adds connection handling, credit accounting
 and pagination.
+
+Pagination never runs for ever: it stops with :class:`CoinStatsPaginationError` when a page
+repeats the previous one (a server ignoring ``page`` would otherwise be paid for page after page)
+or after :data:`MAX_PAGES` pages.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_coinstats._compat import BaseHook, mask_secret
 from airflow_provider_coinstats.api import operations as ops
@@ -23,13 +29,22 @@ from airflow_provider_coinstats.api.settings import (
     settings_from_connection,
     with_max_attempts,
 )
-from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsInvalidResponseError
+from airflow_provider_coinstats.exceptions import (
+    CoinStatsError,
+    CoinStatsInvalidResponseError,
+    CoinStatsPaginationError,
+    CoinStatsValidationError,
+)
 
 if TYPE_CHECKING:
     import requests
 
     from airflow_provider_coinstats.api.operations import ApiRequest
     from airflow_provider_coinstats.api.transport import SyncTransport
+
+#: Most pages one paginated read fetches (a million rows at 100 per page). Reaching it raises
+#: :class:`CoinStatsPaginationError` instead of paying for more; ``max_pages=`` overrides it per call.
+MAX_PAGES: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -77,13 +92,15 @@ class CoinStatsHook(BaseHook):
     is accepted); extras ``timeout`` (seconds, default 30), ``max_attempts`` (default 5) and
     ``auth_type`` (``x-api-key`` or ``bearer``).
 
+    Use it as a context manager (or call :meth:`close`) so its pooled connections are closed.
+
     Example::
 
-        hook = CoinStatsHook(coinstats_conn_id="coinstats_default")
-        result = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum")
-        for tx in hook.iter_portfolio_transactions(result.portfolio_id):
-            ...
-        hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
+        with CoinStatsHook(coinstats_conn_id="coinstats_default") as hook:
+            result = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum")
+            for tx in hook.iter_portfolio_transactions(result.portfolio_id):
+                ...
+            hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
     """
 
     conn_name_attr = "coinstats_conn_id"
@@ -122,9 +139,21 @@ class CoinStatsHook(BaseHook):
         return self.transport.session
 
     def close(self) -> None:
+        """Close the pooled session; a later call opens a new one."""
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    def __enter__(self) -> CoinStatsHook:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def run(self, request: ApiRequest) -> Any:
         """Send one request (with retries) and return its decoded JSON."""
@@ -133,11 +162,13 @@ class CoinStatsHook(BaseHook):
         return payload
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with GET /usage/credits, which costs no credits."""
+        """Check the key with GET /usage/credits, which costs no credits; closes what it opened."""
         try:
             usage = self.get_usage_credits()
         except CoinStatsError as err:
             return False, str(err)
+        finally:
+            self.close()
         remaining = usage.get("remainingCredits") if isinstance(usage, dict) else None
         return True, f"Connected to CoinStats at {self.settings.base_url}; remaining credits: {remaining}"
 
@@ -190,13 +221,19 @@ class CoinStatsHook(BaseHook):
         return _object(self.run(request), request)
 
     def iter_portfolio_coins(
-        self, portfolio_id: str, *, limit: int = MAX_PAGE_LIMIT, include_risk_score: bool = False
+        self,
+        portfolio_id: str,
+        *,
+        limit: int = MAX_PAGE_LIMIT,
+        include_risk_score: bool = False,
+        max_pages: int = MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
         """Holdings, fetched page by page."""
         return self._paginate(
             lambda page: ops.portfolio_coins(portfolio_id, page, limit, include_risk_score),
             limit,
             ("result",),
+            max_pages=max_pages,
         )
 
     def get_portfolio_coins(self, portfolio_id: str, include_risk_score: bool = False) -> list[dict[str, Any]]:
@@ -218,6 +255,7 @@ class CoinStatsHook(BaseHook):
         from_date: str | None = None,
         to_date: str | None = None,
         start_page: int = 1,
+        max_pages: int = MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
         """Transactions, newest first, fetched page by page: memory is bounded by one page."""
         return self._paginate(
@@ -233,6 +271,7 @@ class CoinStatsHook(BaseHook):
             limit,
             ("data", "result"),
             start_page=start_page,
+            max_pages=max_pages,
         )
 
     def get_portfolio_defi(self, portfolio_id: str) -> dict[str, Any]:
@@ -248,6 +287,7 @@ class CoinStatsHook(BaseHook):
         from_date: str | None = None,
         to_date: str | None = None,
         coin_ids: Sequence[str] | None = None,
+        max_pages: int = MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
         """Daily balance snapshots, page by page. Expensive: 500 credits per page."""
         return self._paginate(
@@ -261,6 +301,7 @@ class CoinStatsHook(BaseHook):
             ),
             limit,
             ("result",),
+            max_pages=max_pages,
         )
 
     def get_portfolio_pl_history(
@@ -309,20 +350,39 @@ class CoinStatsHook(BaseHook):
         limit: int,
         keys: tuple[str, ...],
         start_page: int = 1,
+        max_pages: int = MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
         # Validate page/limit now, so bad input fails before the generator is first advanced
         # and before any request.
         build(start_page)
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+            raise CoinStatsValidationError("max_pages", f"must be an integer >= 1, got {max_pages!r}")
 
         def pages() -> Iterator[dict[str, Any]]:
             page = start_page
+            previous: tuple[int, str, str] | None = None
             while True:
                 request = build(page)
                 items = _items(self.run(request), request, keys)
+                fingerprint = _page_fingerprint(items)
+                if fingerprint is not None and fingerprint == previous:
+                    raise CoinStatsPaginationError(
+                        request.describe(),
+                        page,
+                        f"page {page} repeats page {page - 1} (the server ignores 'page'?); "
+                        "stopped instead of paying for the same page again",
+                    )
+                previous = fingerprint
                 yield from items
                 # The API returns no totals: a short page is the last one.
                 if len(items) < limit:
                     return
+                if page - start_page + 1 >= max_pages:
+                    raise CoinStatsPaginationError(
+                        request.describe(),
+                        page,
+                        f"reached the limit of {max_pages} pages and the last page was full",
+                    )
                 page += 1
 
         return pages()
@@ -365,6 +425,19 @@ class CoinStatsHook(BaseHook):
                 default="x-api-key",
             ),
         }
+
+
+def _page_fingerprint(items: list[Any]) -> tuple[int, str, str] | None:
+    """What identifies a page: its size and its first and last rows, as canonical JSON.
+
+    Constant cost per page whatever its size (hashing every row would cost about as much as
+    parsing the page). Consecutive distinct pages never share both their first and last rows,
+    since rows are distinct transactions, coins or dated snapshots. ``None`` for an empty page.
+    """
+    if not items:
+        return None
+    first, last = (json.dumps(row, sort_keys=True, default=str) for row in (items[0], items[-1]))
+    return len(items), first, last
 
 
 def _object(payload: Any, request: ApiRequest) -> dict[str, Any]:
