@@ -786,7 +786,7 @@ def test_admin_http_api(sandbox: SandboxServer, http: requests.Session) -> None:
     assert requests.get(f"{admin}/requests").json() == []
     assert requests.get(f"{admin}/nothing").status_code == 404
 
-    assert requests.post(f"{admin}/reset").ok
+    assert requests.post(f"{admin}/reset", json={}).ok
     assert sandbox.state.portfolios() == []
     assert sandbox.state.credits_used() == 0
     assert sandbox.state.config.sync_polls == 2

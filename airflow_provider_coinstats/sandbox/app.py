@@ -27,6 +27,7 @@ from airflow_provider_coinstats.api.catalog import (
     NOT_SYNCED_MESSAGE,
     Endpoint,
 )
+from airflow_provider_coinstats.api.settings import is_loopback
 from airflow_provider_coinstats.sandbox.faults import Fault
 from airflow_provider_coinstats.sandbox.operations import Call, envelope, execute
 from airflow_provider_coinstats.sandbox.state import SandboxState
@@ -73,6 +74,66 @@ class DropResponse(Response):
         )
         await send({"type": "http.response.body", "body": b'{"', "more_body": True})
         raise DeliberateDrop
+
+
+#: Bytes a "trickle" fault sends per chunk, and the longest an endless trickle runs.
+TRICKLE_CHUNK = 4
+TRICKLE_MAX_SECONDS = 300.0
+
+
+class TrickleResponse(Response):
+    """Sends ``content`` ``TRICKLE_CHUNK`` bytes at a time, ``delay`` seconds apart.
+
+    With ``endless`` it sends no Content-Length and, after the content, keeps sending a blank
+    (JSON allows trailing whitespace) every ``delay`` seconds, so the connection stays busy and a
+    per-read timeout never fires. It stops when the client hangs up, when ``still_current()``
+    turns false (the state was reset for the next test) or after ``TRICKLE_MAX_SECONDS``.
+    """
+
+    def __init__(
+        self, content: bytes, status: int, delay: float, endless: bool, still_current: Callable[[], bool]
+    ) -> None:
+        super().__init__(status_code=status)
+        self._content = content
+        self._delay = delay
+        self._endless = endless
+        self._still_current = still_current
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json")]
+        if not self._endless:
+            headers.append((b"content-length", str(len(self._content)).encode()))
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        hung_up = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            pieces = [self._content[i : i + TRICKLE_CHUNK] for i in range(0, len(self._content), TRICKLE_CHUNK)]
+            stop_at = asyncio.get_running_loop().time() + TRICKLE_MAX_SECONDS
+            index = 0
+            while not hung_up.done() and self._still_current():
+                if index < len(pieces):
+                    piece = pieces[index]
+                elif self._endless and asyncio.get_running_loop().time() < stop_at:
+                    piece = b" "
+                else:
+                    break
+                index += 1
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                # Sleeps ``delay``, or less when the client hangs up meanwhile.
+                await asyncio.wait([hung_up], timeout=self._delay)
+            if not hung_up.done():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            hung_up.cancel()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def redirect_response(fault: Fault) -> Response:
+    """The answer of a ``kind="redirect"`` fault: the status and a Location, nothing else."""
+    return Response(b"", status_code=fault.status, headers={"Location": fault.location or ""})
 
 
 def _json_bytes(payload: Any) -> bytes:
@@ -145,6 +206,11 @@ def _api_route(state: SandboxState, endpoint: Endpoint) -> Callable[[Request], A
         if fault is not None and fault.kind == "drop":
             log(None, fault="drop")
             return DropResponse()
+        if fault is not None and fault.kind == "redirect":
+            log(fault.status, fault="redirect")
+            return redirect_response(fault)
+        # The log keeps the page asked for; the operation serves page 1.
+        served = {**query, "page": "1"} if kind == "ignore_page" and "page" in query else query
         if fault is not None and fault.kind == "slow" and fault.delay > 0:
             await asyncio.sleep(fault.delay)
         latency = state.config.latency
@@ -158,7 +224,7 @@ def _api_route(state: SandboxState, endpoint: Endpoint) -> Callable[[Request], A
         call = Call(
             method=request.method,
             path=path,
-            query=query,
+            query=served,
             headers=request.headers,
             body=await request.body(),
             path_params=dict(request.path_params),
@@ -172,6 +238,10 @@ def _api_route(state: SandboxState, endpoint: Endpoint) -> Callable[[Request], A
             # A complete HTTP message (matching Content-Length) carrying half a JSON document.
             content = content[: len(content) // 2]
         log(outcome.status, outcome.credits, kind, outcome.portfolio_id)
+        if fault is not None and fault.kind == "trickle":
+            return TrickleResponse(
+                content, outcome.status, fault.delay, fault.endless, lambda: state.generation == generation
+            )
         return Response(content, status_code=outcome.status, media_type="application/json")
 
     route.__name__ = f"coinstats_{endpoint.name}"
@@ -201,6 +271,37 @@ class _AdminError(Exception):
         self.message = message
 
 
+def loopback_host_header(value: str | None) -> bool:
+    """True for a ``Host`` header naming loopback: 127.0.0.0/8, ``[::1]`` or localhost, any port."""
+    if not value:
+        return False
+    host = value.strip().lower()
+    if host.startswith("["):  # [::1]:port
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return is_loopback(host)
+
+
+def _refuse_admin_request(request: Request) -> tuple[int, str] | None:
+    """Why an admin request is refused, or ``None``.
+
+    A loopback ``Host`` blocks DNS rebinding (a web page whose name resolves to 127.0.0.1 still
+    sends its own name as Host); requiring ``application/json`` on requests that may change
+    state blocks cross-site form posts and ``no-cors`` fetches, which cannot send that type
+    without a CORS preflight, which this server never grants.
+    """
+    if not loopback_host_header(request.headers.get("host")):
+        return 403, "admin API: the Host header must name a loopback address (127.0.0.0/8, ::1, localhost)"
+    headers = request.headers
+    # Every POST counts, even an empty one: a cross-site POST needs no body to reset the sandbox.
+    has_body = request.method == "POST" or headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and content_type != "application/json":
+        return 415, "admin API: send the request with Content-Type: application/json"
+    return None
+
+
 def _float_or_inf(value: Any) -> Any:
     if isinstance(value, str) and value.lower() in ("inf", "infinity"):
         return math.inf
@@ -213,6 +314,9 @@ def _add_admin_routes(app: FastAPI, state: SandboxState) -> None:
 
         def register(handler: _Handler) -> _Handler:
             async def route(request: Request) -> Response:
+                refusal = _refuse_admin_request(request)
+                if refusal is not None:
+                    return _error(*refusal, request.url.path)
                 try:
                     return _json(await handler(request))
                 except (_AdminError, ValueError, TypeError) as error:

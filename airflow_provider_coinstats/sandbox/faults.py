@@ -9,11 +9,12 @@ from typing import Any, Literal, get_args
 
 from airflow_provider_coinstats.api.catalog import ENDPOINTS
 
-FaultKind = Literal["status", "slow", "drop", "drop_after", "truncate"]
+FaultKind = Literal["status", "slow", "drop", "drop_after", "truncate", "redirect", "trickle", "ignore_page"]
 FaultBody = Literal["json", "text", "empty", "no_request_id"]
 
 _KINDS = frozenset(get_args(FaultKind))
 _BODIES = frozenset(get_args(FaultBody))
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass
@@ -25,7 +26,12 @@ class Fault:
     connection mid-response without doing the operation; ``"drop_after"`` does the operation
     (creates the portfolio, charges credits) and then drops the connection, i.e. "the request
     reached CoinStats but the answer was lost"; ``"truncate"`` does the operation and answers
-    with a complete HTTP message whose JSON body is cut in half.
+    with a complete HTTP message whose JSON body is cut in half; ``"redirect"`` answers
+    ``status`` (301/302/303/307/308) with ``Location: <location>`` and does nothing else;
+    ``"trickle"`` does the operation and sends its answer a few bytes at a time, ``delay``
+    seconds apart (with ``endless`` it then keeps sending blank padding until the client hangs
+    up, the state is reset or :data:`TRICKLE_MAX_SECONDS` pass); ``"ignore_page"`` answers page 1
+    whatever ``page`` asks for, as a server that ignores the parameter would.
 
     ``endpoint`` is a catalog name (``"portfolio_coins"``), a path glob (``"/portfolio/*"``,
     matched against the path with and without ``/v1``) or ``None`` for every API endpoint.
@@ -37,6 +43,8 @@ class Fault:
         state.add_fault(Fault("status", endpoint="portfolio_coins", status=429, times=2,
                               retry_after="1"))
         state.add_fault(Fault("drop_after", endpoint="connect_wallet", times=1))
+        state.add_fault(Fault("redirect", status=307, location="http://127.0.0.2:8080/x"))
+        state.add_fault(Fault("trickle", endpoint="usage_credits", delay=0.5, endless=True))
     """
 
     kind: FaultKind
@@ -47,10 +55,25 @@ class Fault:
     retry_after: str | None = None
     body: FaultBody = "json"
     delay: float = 0.0
+    location: str | None = None
+    endless: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"fault kind must be one of {sorted(_KINDS)}, got {self.kind!r}")
+        if self.kind == "redirect":
+            if self.status not in REDIRECT_STATUSES:
+                raise ValueError(f"a redirect fault's status must be one of {sorted(REDIRECT_STATUSES)}")
+            if not isinstance(self.location, str) or not self.location.strip():
+                raise ValueError("a redirect fault needs a location (the Location header to send)")
+            if any(c in self.location for c in "\r\n"):
+                raise ValueError("fault location must be a single line")
+        elif self.location is not None:
+            raise ValueError("fault location only applies to kind 'redirect'")
+        if not isinstance(self.endless, bool):
+            raise ValueError("fault endless must be true or false")
+        if self.kind == "trickle" and (not isinstance(self.delay, int | float) or not self.delay > 0):
+            raise ValueError("a trickle fault needs a delay > 0 (seconds between chunks)")
         if self.endpoint is not None and not (
             self.endpoint in ENDPOINTS or (isinstance(self.endpoint, str) and self.endpoint.startswith("/"))
         ):
