@@ -22,6 +22,7 @@ from airflow_provider_coinstats.operators.portfolio import ConnectExchangeOperat
 from airflow_provider_coinstats.sensors.portfolio import CoinStatsPortfolioSyncSensor
 from airflow_provider_coinstats.sync_probe import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL
 from airflow_provider_coinstats.triggers.portfolio import POLL_JITTER, CoinStatsPortfolioSyncTrigger
+from tests.test_trigger import first_event
 
 ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 POLL_ENV = "AIRFLOW__COINSTATS__MIN_POLL_INTERVAL"
@@ -175,13 +176,7 @@ def test_first_poll_comes_no_sooner_than_the_minimum(coinstats_conn: Any, monkey
     deferred_at = time.monotonic()
     trigger = CoinStatsPortfolioSyncTrigger(portfolio_id=pid, poll_interval=0.05, end_time=time.time() + 30)
 
-    async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            payload: dict[str, Any] = event.payload
-            return payload
-        raise AssertionError("trigger ended without an event")
-
-    assert asyncio.run(first_event())["status"] == "synced"
+    assert asyncio.run(first_event(trigger))["status"] == "synced"
     polls = coinstats_conn.state.requests(endpoint="portfolio_transactions")
     assert [r.status for r in polls] == [409, 200]
     assert polls[0].at - deferred_at >= 1.0

@@ -24,6 +24,7 @@ from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.triggers import portfolio as trigger_module
 from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
 from tests.conftest import FAST_RETRY
+from tests.test_trigger import first_event
 
 ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 NEW_KEY = "cs-rotated-4b7e19-SECRET"
@@ -58,14 +59,7 @@ async def run_and_rotate(
 ) -> tuple[dict[str, Any], int]:
     """Start the trigger, let it poll 3 times, rotate the key; returns (event, credits before rotation)."""
     trigger = CoinStatsPortfolioSyncTrigger(portfolio_id=pid, poll_interval=0.05, end_time=time.time() + 60)
-
-    async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            payload: dict[str, Any] = event.payload
-            return payload
-        raise AssertionError("trigger ended without an event")
-
-    task = asyncio.create_task(first_event())
+    task = asyncio.create_task(first_event(trigger))
     await until(lambda: len(statuses(server)) >= 3, "three polls with the first key")
     old_key = server.api_key
     credits_before = server.state.credits_used(old_key)
@@ -139,13 +133,7 @@ def test_401_with_an_unchanged_key_is_not_retried(coinstats_conn: Any, monkeypat
     coinstats_conn.state.rotate_key(coinstats_conn.api_key, NEW_KEY)  # the connection keeps the old key
     trigger = CoinStatsPortfolioSyncTrigger(portfolio_id=pid, poll_interval=0.05, end_time=time.time() + 30)
 
-    async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            payload: dict[str, Any] = event.payload
-            return payload
-        raise AssertionError("trigger ended without an event")
-
-    event = asyncio.run(first_event())
+    event = asyncio.run(first_event(trigger))
     assert event["status"] == "failed"
     assert statuses(coinstats_conn) == [401]
     assert lookups == ["coinstats_default", "coinstats_default"]  # the first read, then the re-read
