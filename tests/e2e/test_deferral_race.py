@@ -10,7 +10,10 @@ success, but the task instance's state attribute is queued").
 The experiment, ten times at once (ten exchange accounts, one connection each), with a 2 s poll
 interval and a sandbox that answers one 409 "Transactions not synced" after each connect:
 
-1. first runs: connect ten new accounts. They must defer (the sync is not done yet) and succeed.
+1. first runs: connect ten new accounts. They must defer (the sync is not done yet), their
+   triggers must poll no sooner than ``MIN_FIRST_POLL_DELAY`` (the ``[coinstats]
+   min_first_poll_delay`` default) after the deferral, and they must succeed; each trigger fires
+   on its first poll, the exposed case.
 2. second runs: connect the same ten accounts again (``existing``, synced). All ten must succeed,
    and none may defer: the worker sees the portfolio is synced before deferring.
 
@@ -25,10 +28,12 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from airflow_provider_coinstats.sync_probe import MIN_FIRST_POLL_DELAY
 from tests.e2e.api import AirflowApi
 from tests.e2e.checks import Checks, find_secrets, read_texts
 from tests.e2e.deployment import ROOT, Deployment, secrets_token
@@ -46,7 +51,12 @@ ACCOUNTS = 10
 DEFERRED_MARKER = "Pausing task as DEFERRED"
 #: The scheduler's line when it fails a task for the defer/resume race.
 RACE_MARKER = "but the task instance's state attribute is"
+#: The trigger's log line for its first poll.
+FIRST_POLL_MARKER = " poll 1: "
 ROUND_TIMEOUT = 150.0
+#: The trigger fixes its first-poll time when it is created; the task runner logs the deferral a
+#: moment later, so the gap measured between the two log lines may fall short by that moment.
+LOG_SLACK = 1.0
 
 
 @dataclass
@@ -62,7 +72,23 @@ class Connect:
     log: str
 
     def describe(self) -> str:
-        return f"{self.run_id}: run {self.run_state}, task {self.task_state}, deferred={self.deferred}"
+        gap = self.first_poll_after()
+        waited = "" if gap is None else f", first poll {gap:.1f} s after deferring"
+        return f"{self.run_id}: run {self.run_state}, task {self.task_state}, deferred={self.deferred}{waited}"
+
+    def first_poll_after(self) -> float | None:
+        """Seconds from the deferral to the trigger's first poll, from the task log's timestamps."""
+        deferred = logged_at(self.log, DEFERRED_MARKER)
+        polled = logged_at(self.log, FIRST_POLL_MARKER)
+        return None if deferred is None or polled is None else (polled - deferred).total_seconds()
+
+
+def logged_at(log: str, marker: str) -> datetime | None:
+    """When the first log line holding ``marker`` was written (lines start with an ISO timestamp)."""
+    for line in log.splitlines():
+        if marker in line:
+            return datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00"))
+    return None
 
 
 def run_round(api: AirflowApi, prefix: str) -> list[Connect]:
@@ -132,6 +158,13 @@ def test_connect_same_exchange_account_twice_in_a_real_deployment() -> None:
             "first connects deferred to the triggerer (their portfolios were still syncing)",
             all(c.deferred for c in first),
             summary([c for c in first if not c.deferred]),
+        )
+        gaps = [c.first_poll_after() for c in first]
+        checks.expect(
+            f"first connects' triggers polled no sooner than {MIN_FIRST_POLL_DELAY:.0f} s after deferring "
+            f"(shortest: {min((g for g in gaps if g is not None), default=float('nan')):.1f} s)",
+            all(g is not None and g >= MIN_FIRST_POLL_DELAY - LOG_SLACK for g in gaps),
+            summary([c for c, g in zip(first, gaps, strict=True) if g is None or g < MIN_FIRST_POLL_DELAY - LOG_SLACK]),
         )
         checks.expect(
             "second connects found the accounts already connected (existing)",
