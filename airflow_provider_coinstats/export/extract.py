@@ -23,14 +23,17 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
 from airflow_provider_coinstats.api.operations import ApiRequest
-from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError, CoinStatsValidationError
 from airflow_provider_coinstats.export.schemas import DATASETS, iter_rows
 
 if TYPE_CHECKING:
@@ -149,15 +152,16 @@ def plan_export(datasets: object, *, portfolio_id: object, options: ExportOption
     return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
 
 
-def _payload(
+def _source(
     hook: CoinStatsHook, dataset: str, pid: str, o: ExportOptions, since: datetime | None
-) -> Iterable[Any] | Mapping[str, Any]:
+) -> Iterator[Any] | Callable[[], Any]:
+    """Paginated datasets: items that request their pages as they are consumed; others: the one call to make."""
     if dataset == "coins":
         return hook.iter_portfolio_coins(pid, limit=o.page_limit)
     if dataset == "value":
-        return hook.get_portfolio_value(pid, o.currency)
+        return partial(hook.get_portfolio_value, pid, o.currency)
     if dataset == "chart":
-        return hook.get_portfolio_chart(pid, o.chart_type)
+        return partial(hook.get_portfolio_chart, pid, o.chart_type)
     if dataset == "transactions":
         request = _transactions_request(pid, o, 1, since)
         return hook.iter_portfolio_transactions(
@@ -168,10 +172,63 @@ def _payload(
             to_date=request.params.get("to"),
         )
     if dataset == "defi":
-        return hook.get_portfolio_defi(pid)
+        return partial(hook.get_portfolio_defi, pid)
     if dataset == "snapshot_items":
         return hook.iter_portfolio_snapshot_items(pid, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date)
-    return hook.get_portfolio_pl_history(pid, **_pl_kwargs(o))
+    return partial(hook.get_portfolio_pl_history, pid, **_pl_kwargs(o))
+
+
+def _answer(fetch: Callable[[], Any]) -> Iterator[Any]:
+    yield fetch()
+
+
+class ReadStop:
+    """Stops the read-ahead threads of one export: when the export ends, or at once when its task is killed.
+
+    ``end()`` (the export finished or failed) makes every producer stop before its next item, so a
+    failed write buys no further page; ``kill()`` (the task's ``on_kill``) also makes waiting
+    consumers raise :class:`~airflow_provider_coinstats.exceptions.CoinStatsExportCancelledError`.
+    Both only assign an attribute, so they are safe inside a signal handler: no lock is taken that
+    the interrupted thread might hold.
+
+    Example::
+
+        with stopping_reads() as stop:  # operator.execute; on_kill calls stop.kill()
+            table.load(extract_rows(hook, "transactions", pid, extracted_at=now, options=options), portfolio_id=pid)
+    """
+
+    __slots__ = ("ended", "killed")
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.killed = False
+
+    def end(self) -> None:
+        self.ended = True
+
+    def kill(self) -> None:
+        self.killed = True
+        self.ended = True
+
+
+#: The ReadStop of the export running in this context (set by :func:`stopping_reads`).
+_CURRENT_STOP: ContextVar[ReadStop | None] = ContextVar("coinstats_read_stop", default=None)
+
+
+@contextmanager
+def stopping_reads() -> Iterator[ReadStop]:
+    """A :class:`ReadStop` for every read-ahead started inside the block; ended when the block exits.
+
+    The block exits the moment a write fails, long before the failed load's row iterator is
+    garbage-collected, so producers stop at once instead of filling their queue.
+    """
+    stop = ReadStop()
+    token = _CURRENT_STOP.set(stop)
+    try:
+        yield stop
+    finally:
+        stop.end()
+        _CURRENT_STOP.reset(token)
 
 
 class _Failed:
@@ -181,20 +238,31 @@ class _Failed:
 
 _DONE: Final = object()
 
+#: Seconds a waiting consumer waits between checks of its ``ReadStop``.
+_KILL_CHECK_SECONDS: Final = 0.1
 
-def read_ahead(items: Iterator[T], chunk: int, depth: int = 2) -> Iterator[T]:
+
+def read_ahead(items: Iterator[T], chunk: int, depth: int = 2, stop: ReadStop | None = None) -> Iterator[T]:
     """``items``, produced by a background thread up to ``depth`` chunks ahead of the consumer.
 
     Paginated reads wait on CoinStats for most of a page's time; fetching the next page while the
     current one is flattened and written overlaps the two. Memory stays bounded: at most
-    ``depth + 1`` chunks of ``chunk`` items exist at once. Errors are re-raised in the consumer;
-    a consumer that stops early stops the thread before its next chunk.
+    ``depth + 1`` chunks of ``chunk`` items exist at once. Errors are re-raised in the consumer.
+
+    The producer checks before every item (so before every page request) whether the consumer
+    has stopped or ``stop`` has ended: at most the page in flight is read after that. The
+    consumer never joins the thread, which may be stuck in a slow read: it is a daemon and ends
+    after that read. Once ``stop`` has ended (``stop.kill()`` from ``on_kill``), the consumer
+    raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsExportCancelledError` within
+    0.1 s, however long the read in flight takes.
     """
     chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stopped = threading.Event()
+    # Plain flags, read before every item: two attribute reads, no call, no lock.
+    consumer = ReadStop()  # ended when the consumer goes away
+    export = stop if stop is not None else consumer
 
     def offer(value: Any) -> bool:
-        while not stopped.is_set():
+        while not (consumer.ended or export.ended):
             try:
                 chunks.put(value, timeout=0.2)
                 return True
@@ -204,6 +272,8 @@ def read_ahead(items: Iterator[T], chunk: int, depth: int = 2) -> Iterator[T]:
 
     def produce() -> None:
         try:
+            if export.ended:  # killed before the first read: not even page 1 is bought
+                return
             batch: list[T] = []
             for item in items:
                 batch.append(item)
@@ -211,24 +281,40 @@ def read_ahead(items: Iterator[T], chunk: int, depth: int = 2) -> Iterator[T]:
                     if not offer(batch):
                         return
                     batch = []
-            if (not batch or offer(batch)) and offer(_DONE):
-                return
+                # Checked before the loop's next(), which may request a page.
+                if consumer.ended or export.ended:
+                    return
+            if not batch or offer(batch):
+                offer(_DONE)
         except BaseException as error:  # handed to the consumer, which raises it
             offer(_Failed(error))
+
+    def take() -> Any:
+        while True:
+            if export.ended:
+                # The producer has stopped too: waiting on would wait for ever.
+                raise CoinStatsExportCancelledError(
+                    "the task was killed while reading CoinStats"
+                    if export.killed
+                    else "the export ended before this read was consumed"
+                )
+            try:
+                return chunks.get(timeout=_KILL_CHECK_SECONDS)
+            except queue.Empty:
+                continue
 
     worker = threading.Thread(target=produce, name="coinstats-read-ahead", daemon=True)
     worker.start()
     try:
         while True:
-            value = chunks.get()
+            value = take()
             if value is _DONE:
                 return
             if isinstance(value, _Failed):
                 raise value.error
             yield from value
     finally:
-        stopped.set()
-        worker.join(timeout=60)
+        consumer.end()
 
 
 def _newer_than(rows: Iterator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:
@@ -256,7 +342,9 @@ def extract_rows(
 ) -> Iterator[dict[str, Any]]:
     """Flat rows of one dataset, read through ``hook`` page by page.
 
-    ``since`` (transactions only) limits the read to transactions dated at or after it.
+    ``since`` (transactions only) limits the read to transactions dated at or after it. Every
+    request runs in a :func:`read_ahead` thread, under the :class:`ReadStop` of the enclosing
+    :func:`stopping_reads` block, if any.
 
     Example::
 
@@ -264,9 +352,17 @@ def extract_rows(
     """
     if since is not None and dataset != "transactions":
         raise CoinStatsValidationError("since", "incremental reads are supported for transactions only")
-    payload = _payload(hook, dataset, portfolio_id, options, since)
-    if isinstance(payload, Iterator):
-        payload = read_ahead(payload, options.page_limit)
+    source = _source(hook, dataset, portfolio_id, options, since)
+    stop = _CURRENT_STOP.get()
+    # The connection is read here, in the task's own thread: Airflow 3.0's task SDK talks to its
+    # supervisor over one socket without a lock, so the read-ahead thread must not be the first to.
+    hook.get_conn()
+    payload: Iterable[Any] | Mapping[str, Any]
+    if isinstance(source, Iterator):
+        payload = read_ahead(source, options.page_limit, stop=stop)
+    else:
+        # One-request datasets are read in the background too, so a kill never waits for a hung read.
+        (payload,) = read_ahead(_answer(source), 1, stop=stop)
     rows = iter_rows(
         dataset,
         payload,

@@ -3,6 +3,11 @@
 Subclasses say where rows go (:meth:`_ExportOperator.prepare_destination` and
 :meth:`_ExportOperator.export_dataset`); everything else, including the order "no paid request
 before every argument and the destination are checked", lives here once.
+
+Stopping is shared too: a failed write ends the export's read-ahead before its next page request,
+and ``on_kill`` (what Airflow's task runner calls on SIGTERM) makes the export raise
+:class:`~airflow_provider_coinstats.exceptions.CoinStatsExportCancelledError` within a fraction
+of a second, even while a CoinStats read hangs; the open database transaction is rolled back.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_coinstats.export.extract import ExportOptions, ExportPlan, plan_export, validate_datasets
+from airflow_provider_coinstats.export.extract import (
+    ExportOptions,
+    ExportPlan,
+    ReadStop,
+    plan_export,
+    stopping_reads,
+    validate_datasets,
+)
 from airflow_provider_coinstats.operators.portfolio import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
@@ -67,6 +79,7 @@ class _ExportOperator(BaseOperator):
         self.to_date = to_date
         self.page_limit = page_limit
         self._emit_assets = user_outlets is None
+        self._reads: ReadStop | None = None
 
     def _init_outlets(self) -> None:
         # Called at the end of a subclass's __init__, once its destination attributes exist.
@@ -105,7 +118,9 @@ class _ExportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
-        with fail_fast_on_permanent_errors():
+        # The reads stop when this block ends, e.g. the moment a write fails, so the read-ahead
+        # never buys pages nobody will write; a kill from the very start stops the first read.
+        with fail_fast_on_permanent_errors(), stopping_reads() as self._reads:
             plan = plan_export(self.datasets, portfolio_id=self.portfolio_id, options=self.options())
             self.prepare_destination(plan, context)
             hook = CoinStatsHook(self.coinstats_conn_id)
@@ -135,6 +150,15 @@ class _ExportOperator(BaseOperator):
             "credits_spent": hook.credits_spent,
             "datasets": summary,
         }
+
+    def on_kill(self) -> None:
+        """Stop the running export: reads stop and the load raises within 0.1 s, then rolls back.
+
+        Airflow's task runner calls this from its SIGTERM handler and lets the task go on, so the
+        export must end by itself. Only flags are set here: that is safe in a signal handler.
+        """
+        if self._reads is not None:
+            self._reads.kill()
 
     def _record_event(self, context: Context, dataset: str, plan: ExportPlan, result: dict[str, Any]) -> None:
         asset = self.dataset_asset(dataset) if self._emit_assets else None
