@@ -15,8 +15,18 @@ dataset                                    what a load does
 =========================================  ==========================================================
 
 Upserts are written as DELETE-by-key plus INSERT inside the transaction, which every SQL
-database runs, rather than a dialect's MERGE/ON CONFLICT. ``transactions`` also offer a
-watermark (the newest ``date`` loaded for the portfolio) for incremental reads.
+database runs, rather than a dialect's MERGE/ON CONFLICT. Replace loads also delete the keys of
+each batch after the first, so a key that comes again in a later page or batch replaces the
+earlier row (the last one wins) instead of breaking the primary key. ``transactions`` also
+offer a watermark (the newest ``date`` loaded for the portfolio) for incremental reads.
+
+Database errors are classified. Only a table the database positively reports as missing
+(SQLSTATE ``42P01``/``42S02``/``3F000``, MySQL error 1146, SQLite "no such table"), or one
+without the schema's columns, is a :class:`~airflow_provider_coinstats.exceptions.CoinStatsValidationError`
+(permanent). Anything else a database call raises (a lock, a lock or statement timeout, a
+refused or lost connection, missing privileges) becomes a retryable
+:class:`~airflow_provider_coinstats.exceptions.CoinStatsDestinationError` that keeps the
+database's own message and is chained from the driver's exception.
 
 Created tables get a primary key on the dataset key. Column types come from
 :data:`COLUMN_TYPES` by ``hook.dialect_name`` (PostgreSQL gets exact ``NUMERIC`` and
@@ -34,12 +44,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.exceptions import (
+    CoinStatsDestinationError,
+    CoinStatsError,
+    CoinStatsValidationError,
+)
 from airflow_provider_coinstats.export.schemas import DatasetSchema, get_schema
 
 if TYPE_CHECKING:
@@ -110,6 +125,41 @@ def _parse_timestamp(value: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+#: SQLSTATEs meaning "no such table" (PostgreSQL undefined_table, SQL standard / ODBC base table
+#: not found as MySQL, SQL Server and Snowflake report it) or "no such schema" (PostgreSQL).
+_MISSING_TABLE_SQLSTATES: Final = frozenset({"42P01", "42S02", "3F000"})
+#: MySQL/MariaDB "Table doesn't exist", for drivers that give only the error number.
+_MYSQL_NO_SUCH_TABLE: Final = 1146
+
+
+def is_missing_table_error(error: BaseException) -> bool:
+    """Whether a driver's exception says the table (or its schema) does not exist; nothing else does.
+
+    Reads the SQLSTATE where the driver gives one (psycopg ``sqlstate``, psycopg2 ``pgcode``, an
+    ODBC-style first argument), MySQL's error number, and SQLite's "no such table" message
+    (sqlite3 has no finer code than SQLITE_ERROR for it).
+
+    Example::
+
+        is_missing_table_error(sqlite3.OperationalError("no such table: coinstats_coins"))  # True
+        is_missing_table_error(sqlite3.OperationalError("database is locked"))  # False
+    """
+    args = getattr(error, "args", ())
+    first = args[0] if args else None
+    for state in (getattr(error, "sqlstate", None), getattr(error, "pgcode", None), first):
+        if isinstance(state, str) and state.upper() in _MISSING_TABLE_SQLSTATES:
+            return True
+    if first == _MYSQL_NO_SUCH_TABLE or getattr(error, "errno", None) == _MYSQL_NO_SUCH_TABLE:
+        return True
+    return type(error).__module__.startswith("sqlite3") and str(error).startswith("no such table")
+
+
+def _database_message(error: BaseException) -> str:
+    # Drivers' messages span lines (psycopg adds hints); one line keeps Airflow's log readable.
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
@@ -167,22 +217,47 @@ class SqlTable:
         columns.append(f"PRIMARY KEY ({', '.join(self.schema.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.table} (\n    " + ",\n    ".join(columns) + "\n)"
 
+    def _failed(self, action: str, error: BaseException) -> CoinStatsDestinationError:
+        return CoinStatsDestinationError("table", f"cannot {action} {self.table}: {_database_message(error)}")
+
+    @contextmanager
+    def _database(self, action: str) -> Iterator[None]:
+        """Database calls inside raise :class:`CoinStatsDestinationError` (retryable), message kept."""
+        try:
+            yield
+        except CoinStatsError:
+            raise
+        except Exception as error:
+            raise self._failed(action, error) from error
+
     def existing_columns(self) -> list[str] | None:
-        """Column names of the table (lower-cased), or ``None`` if it cannot be read (usually: it does not exist)."""
-        conn = self.hook.get_conn()
+        """Column names of the table (lower-cased), or ``None`` when the database says it does not exist.
+
+        Any other failure (locked, refused or lost connection, timeout, no privilege) raises
+        :class:`CoinStatsDestinationError` with the database's message: it is never taken for a
+        missing table.
+        """
+        with self._database("connect to the database for"):
+            conn = self.hook.get_conn()
         try:
             cursor = conn.cursor()
             try:
                 cursor.execute(f"SELECT * FROM {self.table} WHERE 1 = 0")
                 return [str(d[0]).lower() for d in cursor.description or ()]
-            except Exception:
-                # A failed statement poisons the transaction on some databases (PostgreSQL).
-                conn.rollback()
-                return None
+            except Exception as error:
+                # A failed statement poisons the transaction on some databases (PostgreSQL); a
+                # rollback that fails too (lost connection) must not hide the first error.
+                with suppress(Exception):
+                    conn.rollback()
+                if is_missing_table_error(error):
+                    return None
+                raise self._failed("read", error) from error
             finally:
-                cursor.close()
+                with suppress(Exception):
+                    cursor.close()
         finally:
-            conn.close()
+            with suppress(Exception):
+                conn.close()
 
     def prepare(self, *, create: bool) -> bool:
         """Make sure the table can take this dataset's rows; return whether it was created.
@@ -196,9 +271,10 @@ class SqlTable:
         if columns is None:
             if not create:
                 raise CoinStatsValidationError(
-                    "table", f"{self.table} does not exist (or cannot be read); create it or set create_table=True"
+                    "table", f"{self.table} does not exist; create it or set create_table=True"
                 )
-            self.hook.run(self.create_table_sql(), autocommit=True)
+            with self._database("create"):
+                self.hook.run(self.create_table_sql(), autocommit=True)
             created = True
             columns = self.existing_columns()
             if columns is None:
@@ -218,16 +294,18 @@ class SqlTable:
         """The newest transaction ``date`` loaded for ``portfolio_id`` (``None`` if none)."""
         if self.schema.name != "transactions":
             raise CoinStatsValidationError("incremental", "watermarks exist for transactions only")
-        value = self.hook.get_first(
-            f"SELECT MAX(date) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
-        )
+        with self._database("read"):
+            value = self.hook.get_first(
+                f"SELECT MAX(date) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+            )
         return _parse_timestamp(value[0] if value else None)
 
     def count(self, portfolio_id: str) -> int:
         """Rows of ``portfolio_id`` in the table."""
-        value = self.hook.get_first(
-            f"SELECT COUNT(*) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
-        )
+        with self._database("read"):
+            value = self.hook.get_first(
+                f"SELECT COUNT(*) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+            )
         return int(value[0]) if value else 0
 
     # --- load -----------------------------------------------------------------------------------
@@ -244,27 +322,37 @@ class SqlTable:
         replace_scope = REPLACE_SCOPE.get(self.schema.name)
         scope_values = {"portfolio_id": portfolio_id, **(scope or {})}
         read = 0
-        conn = self.hook.get_conn()
-        if self.hook.supports_autocommit:
-            self.hook.set_autocommit(conn, False)
-        cursor = conn.cursor()
+        with self._database("connect to the database for"):
+            conn = self.hook.get_conn()
+            if self.hook.supports_autocommit:
+                self.hook.set_autocommit(conn, False)
+            cursor = conn.cursor()
         try:
             if replace_scope is not None:
                 where = " AND ".join(f"{c} = {mark}" for c in replace_scope)
-                cursor.execute(f"DELETE FROM {self.table} WHERE {where}", [scope_values[c] for c in replace_scope])
+                with self._database("write"):
+                    cursor.execute(f"DELETE FROM {self.table} WHERE {where}", [scope_values[c] for c in replace_scope])
+            # Rows are read outside _database: a CoinStats error from the read keeps its own type.
             for batch in _batches(rows, self.batch_size):
-                read += len(batch)
                 unique = self._unique(batch, portfolio_id)
-                if replace_scope is None:
-                    self._delete_keys(cursor, unique)
-                cursor.executemany(insert, [self._values(row, names) for row in unique])
-            conn.commit()
+                with self._database("write"):
+                    # Replace loads start from an emptied scope, so only a later batch can repeat a key.
+                    if replace_scope is None or read > 0:
+                        self._delete_keys(cursor, unique)
+                    cursor.executemany(insert, [self._values(row, names) for row in unique])
+                read += len(batch)
+            with self._database("commit"):
+                conn.commit()
         except BaseException:
-            conn.rollback()
+            # A rollback on a lost connection fails too; the original error is the one to report.
+            with suppress(Exception):
+                conn.rollback()
             raise
         finally:
-            cursor.close()
-            conn.close()
+            with suppress(Exception):
+                cursor.close()
+            with suppress(Exception):
+                conn.close()
         return read
 
     def _values(self, row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
