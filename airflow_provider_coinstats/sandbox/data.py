@@ -302,6 +302,13 @@ EXCHANGES: Final[dict[str, Exchange]] = {
         Exchange("kucoin", "KuCoin", _KEY_SECRET_PASS),
         Exchange("bitget", "Bitget", _KEY_SECRET_PASS),
         Exchange("bitvavo", "Bitvavo", _KEY_SECRET),
+        # Sandbox only: field names Airflow's secrets masker does not recognise as sensitive,
+        # for tests that every credential value is hidden whatever its name.
+        Exchange(
+            "uid-exchange",
+            "UID Exchange (sandbox)",
+            (("API Key", "apiKey"), ("Private Key", "privateKey"), ("UID", "uid")),
+        ),
     )
 }
 
