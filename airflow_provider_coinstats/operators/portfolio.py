@@ -12,19 +12,24 @@ Importing this module is cheap: the hook (and ``requests``) are loaded inside ``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_coinstats._compat import AirflowFailException, BaseHook, mask_secret
+from airflow_provider_coinstats._compat import AirflowFailException
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.exceptions import PERMANENT_ERRORS, CoinStatsValidationError
 from airflow_provider_coinstats.links.portfolio import (
     PORTFOLIO_URL_XCOM_KEY,
     CoinStatsPortfolioLink,
     portfolio_url,
+)
+from airflow_provider_coinstats.operators._credentials import (
+    connection_credentials,
+    render_connection_fields,
+    shown,
 )
 from airflow_provider_coinstats.sync_probe import (
     check_event,
@@ -37,7 +42,8 @@ from airflow_provider_coinstats.sync_probe import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    import jinja2
+    from airflow.sdk import Context, XComArg
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook, ConnectResult
 
@@ -191,10 +197,18 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
 
     Credentials come from an Airflow connection of any type (``exchange_conn_id``: login is
     ``apiKey``, password is ``apiSecret``, every key of the extra JSON is a field of that name,
-    e.g. ``passphrase``), so they live in your secrets backend; or from ``connection_fields``
-    (templated), which override the connection's. The fields the exchange requires
-    (GET /exchange/support) are checked before the paid call. Every credential value is
-    registered with Airflow's secret masker and never logged, pushed to XCom or put in an error.
+    e.g. ``passphrase``), so they live in your secrets backend; or from ``connection_fields``,
+    which override the connection's: a mapping whose values may be Jinja strings or XComArgs, an
+    XComArg, or one Jinja string rendering to a mapping (``render_template_as_native_obj=True``)
+    or to a JSON object (``"{{ conn.x.extra_dejson | tojson }}"``). The fields the exchange
+    requires (GET /exchange/support) are checked before the paid call.
+
+    Airflow never renders ``connection_fields``, on any path (plain, ``partial().expand()``,
+    ``expand_kwargs``): the operator renders it itself in ``execute``, and what Airflow stores and
+    shows as the rendered field is its field names with ``***`` values. Every credential value,
+    whatever its field name, is registered with Airflow's secret masker and never logged, pushed
+    to XCom or put in an error. Values written literally in a DAG file are stored with the DAG by
+    Airflow: take them from a connection instead.
 
     Example::
 
@@ -202,6 +216,9 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
             task_id="connect_binance",
             exchange="binance",
             exchange_conn_id="binance_readonly",
+        )
+        mapped = ConnectExchangeOperator.partial(task_id="connect_okx", exchange="okx").expand(
+            connection_fields=["{{ conn.okx_a.extra_dejson | tojson }}", "{{ conn.okx_b.extra_dejson | tojson }}"]
         )
     """
 
@@ -212,45 +229,59 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
         *,
         exchange: str,
         exchange_conn_id: str | None = None,
-        connection_fields: Mapping[str, str] | None = None,
+        connection_fields: Mapping[str, Any] | str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.exchange = exchange
         self.exchange_conn_id = exchange_conn_id
         self.connection_fields = connection_fields
-        self._rendered_fields: dict[str, Any] | None = None
+        self._context: Context | None = None
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        super().render_template_fields(context, jinja_env)
-        # Keep the rendered credentials off the template field itself: Airflow stores and (3.0)
-        # debug-logs rendered fields, and only 3.1+ redacts them in the worker. The values move
-        # to a private attribute, masked, and the field Airflow sees holds *** only.
-        if isinstance(self.connection_fields, Mapping):
-            self._rendered_fields = dict(self.connection_fields)
-            for value in self._rendered_fields.values():
-                if isinstance(value, str) and value:
-                    mask_secret(value)
-            self.connection_fields = dict.fromkeys(self._rendered_fields, "***")
+    @property
+    def connection_fields(self) -> Any:
+        """What Airflow sees: the value as written until rendering starts, then its field names only."""
+        return self._connection_fields_shown
 
-    def credentials(self) -> dict[str, Any]:
-        """The connection fields to send: the exchange connection's, overridden by ``connection_fields``."""
-        fields: dict[str, Any] = {}
-        if self.exchange_conn_id:
-            conn = BaseHook.get_connection(self.exchange_conn_id)
-            if conn.login:
-                fields["apiKey"] = conn.login
-            if conn.password:
-                fields["apiSecret"] = conn.password
-            fields.update(conn.extra_dejson or {})
-        explicit = self._rendered_fields if self._rendered_fields is not None else self.connection_fields
+    @connection_fields.setter
+    def connection_fields(self, value: Any) -> None:
+        self._connection_fields = value  # as written; rendered only in execute
+        self._connection_fields_shown = value
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        # Every render path ends here: BaseOperator.render_template_fields, and for a mapped task
+        # MappedOperator.render_template_fields on the unmapped operator (which skips any
+        # render_template_fields override). Airflow renders the other fields; connection_fields is
+        # rendered in execute, and from now on Airflow is shown its field names only.
+        if parent is self:
+            template_fields = [name for name in template_fields if name != "connection_fields"]
+            self._connection_fields_shown = shown(self._connection_fields)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+
+    def execute(self, context: Context) -> str:
+        # The shared flow hands connect() the hook only; connection_fields is rendered from this context.
+        self._context = context
+        try:
+            return super().execute(context)
+        finally:
+            self._context = None
+
+    def credentials(self, context: Context | None = None) -> dict[str, Any]:
+        """The connection fields to send: the exchange connection's, overridden by ``connection_fields``.
+
+        Rendered and resolved here, every value masked; ``context`` is the task's (``{}`` outside a task).
+        """
+        fields = connection_credentials(self.exchange_conn_id) if self.exchange_conn_id else {}
+        explicit = render_connection_fields(self, self._connection_fields, context or cast("Context", {}))
         if explicit is not None:
-            if not isinstance(explicit, Mapping):
-                raise CoinStatsValidationError("connection_fields", "must be a mapping of field name to string")
             fields.update(explicit)
-        for value in fields.values():
-            if isinstance(value, str) and value:
-                mask_secret(value)
         if not fields:
             raise CoinStatsValidationError(
                 "exchange_conn_id", "no credentials: set exchange_conn_id (a connection) or connection_fields"
@@ -258,7 +289,7 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
         return fields
 
     def connect(self, hook: CoinStatsHook) -> ConnectResult:
-        fields = self.credentials()
+        fields = self.credentials(self._context)
         request = ops.connect_exchange(self.exchange, fields, self.portfolio_name)  # validates, sends nothing
         exchange = request.json["connectionId"] if request.json else ""
         supported = {str(e.get("connectionId")): e for e in hook.get_supported_exchanges()}
