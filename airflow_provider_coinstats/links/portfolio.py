@@ -1,14 +1,24 @@
-"""Extra link from a connect task to its CoinStats portfolio."""
+"""Extra link from a connect task to its CoinStats portfolio.
+
+The link's template comes from the connection (extra ``portfolio_url_template``), which anyone who
+may edit connections controls. Only ``http://`` and ``https://`` templates become links: any other
+(``javascript:``, ``data:``, ``file:``, a scheme-relative ``//host``) falls back to the default
+page with a warning in the task log, and the portfolio id is URL-quoted where it is substituted.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
+
+log = logging.getLogger(__name__)
 
 #: XCom key under which connect operators push the portfolio URL, right after connecting.
 PORTFOLIO_URL_XCOM_KEY = "portfolio_url"
@@ -18,12 +28,36 @@ PORTFOLIO_URL_XCOM_KEY = "portfolio_url"
 #: overrides it.
 DEFAULT_PORTFOLIO_URL = "https://coinstats.app/portfolio/"
 
+_WEB_SCHEMES = ("http://", "https://")
+
+
+def is_web_url(url: str) -> bool:
+    """True for an absolute ``http(s)://host...`` URL with no whitespace or control characters.
+
+    Browsers drop tabs and newlines inside a scheme (``java\\tscript:``) and leading spaces, so a
+    URL holding any of them is refused rather than cleaned.
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    return url.lower().startswith(_WEB_SCHEMES) and bool(urlsplit(url).netloc)
+
 
 def portfolio_url(template: str | None, portfolio_id: str) -> str:
-    """Render the portfolio URL from the connection's template, or the default page."""
+    """The portfolio URL from the connection's template, or the default page.
+
+    Example::
+
+        portfolio_url("https://example.test/p/{portfolio_id}", "a/b")  # -> "https://example.test/p/a%2Fb"
+    """
     if not template:
         return DEFAULT_PORTFOLIO_URL
-    return template.replace("{portfolio_id}", portfolio_id)
+    if not is_web_url(template):
+        log.warning(
+            "Connection extra portfolio_url_template is not an http(s):// URL; the CoinStats link uses %s instead",
+            DEFAULT_PORTFOLIO_URL,
+        )
+        return DEFAULT_PORTFOLIO_URL
+    return template.replace("{portfolio_id}", quote(portfolio_id, safe=""))
 
 
 class CoinStatsPortfolioLink(BaseOperatorLink):
@@ -41,4 +75,6 @@ class CoinStatsPortfolioLink(BaseOperatorLink):
         from airflow.sdk.execution_time.xcom import XCom
 
         value = XCom.get_value(ti_key=ti_key, key=PORTFOLIO_URL_XCOM_KEY)
-        return str(value) if value else ""
+        # The XCom is the operator's own, built by portfolio_url; checked again so that nothing
+        # else pushed under that key can turn the button into a script or file link.
+        return str(value) if value and is_web_url(str(value)) else ""
