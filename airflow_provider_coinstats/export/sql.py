@@ -240,7 +240,8 @@ class SqlTable:
         with self._database("connect to the database for"):
             conn = self.hook.get_conn()
         try:
-            cursor = conn.cursor()
+            with self._database("read"):
+                cursor = conn.cursor()
             try:
                 cursor.execute(f"SELECT * FROM {self.table} WHERE 1 = 0")
                 return [str(d[0]).lower() for d in cursor.description or ()]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError
 from airflow_provider_coinstats.export.extract import (
     ExportOptions,
     ExportPlan,
@@ -142,6 +143,10 @@ class _ExportOperator(BaseOperator):
                         "%s: %d rows to %s (%d credits)", dataset, result["rows"], result["location"], result["credits"]
                     )
                     self._record_event(context, dataset, plan, result)
+            except CoinStatsExportCancelledError as error:
+                # A kill is no bug: a short traceback, not one through every frame of the read-ahead
+                # (Airflow 3.0 renders each frame's locals, which alone took a second here).
+                raise CoinStatsExportCancelledError(f"{error}; the {dataset} load was rolled back") from None
             finally:
                 hook.close()
         return {

@@ -33,8 +33,12 @@ class CoinStatsToSqlOperator(_ExportOperator):
     ``date`` minus ``incremental_lookback`` are read, which saves credits on every page skipped.
 
     Before the first paid request, every table is created (``create_table=True``) or checked to
-    have the dataset's columns; a missing or mismatched table fails naming the columns. Each
-    dataset updates the Asset :func:`~airflow_provider_coinstats.export.assets.sql_asset`
+    have the dataset's columns; a missing or mismatched table fails naming the columns, without
+    task retries. Any other database error (a lock, a timeout, a refused or lost connection)
+    fails with the database's own message as a retryable
+    :class:`~airflow_provider_coinstats.exceptions.CoinStatsDestinationError`, so task retries
+    apply. A killed task (SIGTERM) stops within a fraction of a second and rolls the open load
+    back. Each dataset updates the Asset :func:`~airflow_provider_coinstats.export.assets.sql_asset`
     ``(sql_conn_id, table)``.
 
     Example::
