@@ -1,13 +1,15 @@
 """Provider metadata for Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
 ProvidersManager imports this in the scheduler, API server, triggerer and every worker, so it
-imports nothing. ``package-name`` must equal the distribution name or discovery fails for the
-whole installation.
+imports nothing but the dependency-free :mod:`.config`. ``package-name`` must equal the
+distribution name or discovery fails for the whole installation.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from airflow_provider_coinstats.config import provider_config
 
 _PKG = "airflow_provider_coinstats"
 _HOOK = f"{_PKG}.hooks.coinstats.CoinStatsHook"
@@ -79,4 +81,5 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "extra-links": [f"{_PKG}.links.portfolio.CoinStatsPortfolioLink"],
+        "config": provider_config(),
     }

@@ -12,8 +12,8 @@ budget, and it needs no state carried between pokes.
 
 Every path that waits (the sensor in each mode, the connect operators with ``wait_for_sync``)
 probes once in the worker before it defers, and the timing floors every one of them shares
-live here: :data:`MIN_POLL_INTERVAL`, :data:`MIN_FIRST_POLL_DELAY` and
-:data:`DEFER_TIMEOUT_GRACE`.
+are applied here: :func:`min_poll_interval` and :func:`min_first_poll_delay` (declared in
+:mod:`airflow_provider_coinstats.config`) and :data:`DEFER_TIMEOUT_GRACE`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from airflow_provider_coinstats._compat import (
 from airflow_provider_coinstats.api import operations as ops
 from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
+from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL, SECTION
 from airflow_provider_coinstats.exceptions import (
     CoinStatsConfigError,
     CoinStatsError,
@@ -40,22 +41,6 @@ from airflow_provider_coinstats.exceptions import (
     CoinStatsUnauthorizedError,
     CoinStatsValidationError,
 )
-
-#: Default floor, in seconds, for a sensor's ``poke_interval`` and a connect operator's
-#: ``poll_interval`` (Airflow config ``[coinstats] min_poll_interval``). CoinStats' free tier allows
-#: 2 requests per second per key, and every poll costs up to 4 credits (the default probe): a
-#: faster loop only spends credits, and two of them together would already hit the rate limit.
-MIN_POLL_INTERVAL: Final = 1.0
-
-#: Default minimum, in seconds, between deferring and the trigger's first poll (Airflow config
-#: ``[coinstats] min_first_poll_delay``). When a task defers, its worker process reports the
-#: deferring attempt to the executor as "success" only once it has exited, and the scheduler reads
-#: that report on a later loop. If the trigger fires first, the scheduler has already queued the
-#: resumed attempt, takes the late report as a state mismatch and fails the task (apache/airflow
-#: 66374, 67287, 71580, 72716). Reports show that late event 3 to 6.5 s after deferral on
-#: healthy deployments (5 s in our own `airflow standalone` run); 10 s is twice the middle of that
-#: range. A loaded scheduler can be slower (67287: 27 s): raise the setting there.
-MIN_FIRST_POLL_DELAY: Final = 10.0
 
 #: Extra time the framework's defer timeout allows beyond the trigger's own deadline (plus the
 #: first-poll minimum), so the trigger's "timeout" event (which honours soft_fail and names the
@@ -190,7 +175,7 @@ def check_synced(conn_id: str, probe: str, portfolio_id: object, max_consecutive
 
 def config_seconds(key: str, default: float) -> float:
     """A number of seconds >= 0 from Airflow config ``[coinstats] <key>`` (or ``default``)."""
-    raw = airflow_conf().get("coinstats", key, fallback=None)
+    raw = airflow_conf().get(SECTION, key, fallback=None)
     if raw is None or not str(raw).strip():
         return default
     try:

@@ -46,3 +46,19 @@ def test_airflow_cli_lists_provider_and_conn_type() -> None:
     line = next(line for line in hooks.splitlines() if line.startswith("coinstats "))
     assert "airflow_provider_coinstats.hooks.coinstats.CoinStatsHook" in line
     assert "airflow_provider_coinstats.triggers.portfolio" in _airflow("providers", "triggers")
+
+
+def test_airflow_config_shows_the_coinstats_section_with_its_declared_defaults() -> None:
+    from airflow_provider_coinstats.config import OPTIONS
+
+    env_free = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__COINSTATS__")}
+    airflow = Path(sys.executable).with_name("airflow")
+    for option, (default, _) in OPTIONS.items():
+        shown = subprocess.run(
+            [str(airflow), "config", "get-value", "coinstats", option],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**env_free, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+        ).stdout.strip()
+        assert float(shown) == default, option

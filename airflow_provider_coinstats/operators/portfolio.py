@@ -123,7 +123,7 @@ class _ConnectPortfolioOperator(BaseOperator):
         if not self.wait_for_sync:
             return result.portfolio_id
         # Probe before deferring: a trigger that fires seconds after deferral walks into Airflow's
-        # defer/resume race (see sync_probe.MIN_FIRST_POLL_DELAY); a synced portfolio needs none.
+        # defer/resume race (see config.MIN_FIRST_POLL_DELAY); a synced portfolio needs none.
         if check_synced(
             self.coinstats_conn_id, self.probe, result.portfolio_id, self.max_consecutive_failures, self.log
         ):

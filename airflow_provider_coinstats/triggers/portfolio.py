@@ -11,7 +11,7 @@ Two things keep a long wait alive where a plain poll loop would break it:
 - Its first poll comes no sooner than ``[coinstats] min_first_poll_delay`` (default 10 s) after the
   trigger was created, i.e. after the task deferred (``not_before``, absolute, so a restart keeps
   it). A trigger that fires earlier can lose Airflow's defer/resume race and get its task failed
-  (see :data:`~airflow_provider_coinstats.sync_probe.MIN_FIRST_POLL_DELAY`).
+  (see :data:`~airflow_provider_coinstats.config.MIN_FIRST_POLL_DELAY`).
 - A 401 re-reads the connection once, bypassing and refreshing the per-process cache. When the
   key (or base URL) has changed, the same poll is retried with it, so a key rotated in Airflow
   during a wait is picked up; a 401 with the key unchanged, or again with the new one, fails.

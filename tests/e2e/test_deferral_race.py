@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_coinstats.sync_probe import MIN_FIRST_POLL_DELAY
+from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY
 from tests.e2e.api import AirflowApi
 from tests.e2e.checks import Checks, find_secrets, read_texts
 from tests.e2e.deployment import ROOT, Deployment, secrets_token
