@@ -52,10 +52,11 @@ class CoinStatsConfigError(CoinStatsError, ValueError):
 
 
 class CoinStatsDestinationError(CoinStatsError):
-    """An export destination cannot be written (checked before any paid request).
+    """An export destination cannot be written: checked before any paid request, or failing mid-load.
 
-    Not permanent: storage outages and permissions can be fixed between Airflow retries, and a
-    retry spends no credits because the check runs first.
+    Not permanent: storage outages, locks, lost connections and permissions can be fixed between
+    Airflow retries. Found by the pre-flight check, it costs no credits; mid-load, the load has
+    rolled back, so a retry duplicates nothing. The message keeps the database's or store's own words.
 
     Example::
 

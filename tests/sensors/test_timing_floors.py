@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL
 from airflow_provider_coinstats.exceptions import CoinStatsConfigError, CoinStatsValidationError
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.operators.portfolio import ConnectExchangeOperator, ConnectWalletOperator
 from airflow_provider_coinstats.sensors.portfolio import CoinStatsPortfolioSyncSensor
-from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL
 from airflow_provider_coinstats.triggers.portfolio import POLL_JITTER, CoinStatsPortfolioSyncTrigger
 from tests.test_trigger import first_event
 
