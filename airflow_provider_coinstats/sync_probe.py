@@ -30,8 +30,8 @@ from airflow_provider_coinstats._compat import (
     AirflowSensorTimeout,
     airflow_conf,
 )
-from airflow_provider_coinstats.api import operations as ops
-from airflow_provider_coinstats.api.operations import ApiRequest
+from airflow_provider_coinstats.api import builders
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
 from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL, SECTION
 from airflow_provider_coinstats.exceptions import (
@@ -49,11 +49,11 @@ DEFER_TIMEOUT_GRACE: Final = 60.0
 
 #: Which request a probe sends. Each is the cheapest read of its kind (one-row pages).
 PROBES: Final[Mapping[str, Callable[[str], ApiRequest]]] = {
-    "transactions": lambda pid: ops.portfolio_transactions(pid, page=1, limit=1),
-    "coins": lambda pid: ops.portfolio_coins(pid, page=1, limit=1),
-    "value": lambda pid: ops.portfolio_value(pid),
-    "chart": lambda pid: ops.portfolio_chart(pid, "24h"),
-    "status": lambda pid: ops.portfolio_status(pid),
+    "transactions": lambda pid: builders.portfolio_transactions(pid, page=1, limit=1),
+    "coins": lambda pid: builders.portfolio_coins(pid, page=1, limit=1),
+    "value": lambda pid: builders.portfolio_value(pid),
+    "chart": lambda pid: builders.portfolio_chart(pid, "24h"),
+    "status": lambda pid: builders.portfolio_status(pid),
 }
 
 ProbeState = Literal["synced", "syncing", "transient", "failed"]
@@ -95,7 +95,7 @@ def validate_probe(probe: object) -> str:
 
 def probe_request(probe: str, portfolio_id: object) -> ApiRequest:
     """The request for ``probe``; validates the portfolio id (no request is sent here)."""
-    return PROBES[validate_probe(probe)](ops.require_portfolio_id(portfolio_id))
+    return PROBES[validate_probe(probe)](builders.require_portfolio_id(portfolio_id))
 
 
 def result_from_payload(request: ApiRequest, payload: Any) -> ProbeResult:

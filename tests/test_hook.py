@@ -366,10 +366,10 @@ def test_secrets_never_leak(
 
 
 def test_non_object_answer_is_an_invalid_response() -> None:
-    from airflow_provider_coinstats.api import operations as ops
+    from airflow_provider_coinstats.api import builders
     from airflow_provider_coinstats.hooks.coinstats import _object
 
-    request = ops.portfolio_value("p1")
+    request = builders.portfolio_value("p1")
     assert _object(None, request) == {}  # an empty DELETE answer
     assert _object({"totalValue": 1}, request) == {"totalValue": 1}
     with pytest.raises(exc.CoinStatsInvalidResponseError, match="GET /portfolio/value"):

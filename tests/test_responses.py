@@ -9,10 +9,10 @@ from email.utils import format_datetime
 import pytest
 
 from airflow_provider_coinstats import exceptions as exc
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.responses import classify_response, parse_retry_after
 
-REQ = ops.portfolio_coins("p1")
+REQ = builders.portfolio_coins("p1")
 
 
 def envelope(status: int, message: str = "boom", request_id: str = "rid-1") -> bytes:
@@ -79,7 +79,7 @@ def test_non_envelope_error_bodies(body: bytes, fragment: str) -> None:
 
 
 def test_secrets_are_scrubbed_from_messages() -> None:
-    req = ops.connect_exchange("binance", {"apiKey": "EXKEY-123", "apiSecret": "EXSECRET-456"})
+    req = builders.connect_exchange("binance", {"apiKey": "EXKEY-123", "apiSecret": "EXSECRET-456"})
     body = envelope(400, "bad creds EXKEY-123 / EXSECRET-456 with API-KEY-789")
     with pytest.raises(exc.CoinStatsBadRequestError) as info:
         classify_response(req, 400, {}, body, secrets=("API-KEY-789",))
@@ -109,7 +109,7 @@ def test_secret_straddling_the_excerpt_cut_is_scrubbed_first() -> None:
     # The non-JSON excerpt is 200 characters; this secret starts at 190 and ends at 222, so
     # cutting before scrubbing would quote its first 10 characters.
     secret = "SECRETPREFIX-0123456789abcdefghij"
-    req = ops.connect_exchange("binance", {"apiKey": secret, "apiSecret": "other-secret"})
+    req = builders.connect_exchange("binance", {"apiKey": secret, "apiSecret": "other-secret"})
     body = ("<html>" + "x" * 184 + secret + " and more proxy text" * 20 + "</html>").encode()
     assert body.decode().index(secret) == 190
     with pytest.raises(exc.CoinStatsServerError) as info:

@@ -26,8 +26,8 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying
 
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.headers import default_headers
-from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
 from airflow_provider_coinstats.api.retry import AttemptHistory, ReusableAsyncRetrying, async_retrying
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
@@ -55,7 +55,7 @@ class AsyncTransport:
     Example::
 
         async with AsyncTransport(settings, log) as transport:
-            status = await transport.send(operations.portfolio_status(portfolio_id))
+            status = await transport.send(builders.portfolio_status(portfolio_id))
     """
 
     def __init__(self, settings: ClientSettings, log: logging.Logger | Any) -> None:

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
-from airflow_provider_coinstats.api.operations import ApiRequest
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.exceptions import (
     CoinStatsAPIError,
     CoinStatsBadRequestError,

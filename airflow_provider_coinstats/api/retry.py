@@ -30,7 +30,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from airflow_provider_coinstats.api.operations import ApiRequest
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.settings import RetrySettings
 from airflow_provider_coinstats.exceptions import (
     CoinStatsError,

@@ -27,8 +27,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.headers import default_headers
-from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response
 from airflow_provider_coinstats.api.retry import AttemptHistory, retrying
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
@@ -96,7 +96,7 @@ class SyncTransport:
     Example::
 
         transport = SyncTransport(settings, log)
-        data = transport.send(operations.usage_credits())
+        data = transport.send(builders.usage_credits())
     """
 
     def __init__(self, settings: ClientSettings, log: logging.Logger | Any) -> None:

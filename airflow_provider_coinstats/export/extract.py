@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
-from airflow_provider_coinstats.api.operations import ApiRequest
 from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError, CoinStatsValidationError
 from airflow_provider_coinstats.export.schemas import DATASETS, iter_rows
 
@@ -97,7 +97,7 @@ def _iso(moment: datetime) -> str:
 
 def _transactions_request(pid: str, o: ExportOptions, page: int, since: datetime | None) -> ApiRequest:
     from_date = _iso(since) if since is not None else o.from_date
-    return ops.portfolio_transactions(
+    return builders.portfolio_transactions(
         pid, currency=o.currency, page=page, limit=o.page_limit, from_date=from_date, to_date=o.to_date
     )
 
@@ -114,7 +114,7 @@ def _pl_kwargs(o: ExportOptions) -> dict[str, Any]:
 
 def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
     try:
-        return ops.portfolio_pl_history(pid, **_pl_kwargs(o))
+        return builders.portfolio_pl_history(pid, **_pl_kwargs(o))
     except CoinStatsValidationError as error:
         # Name the export's own arguments, not the request builder's.
         renamed = {"interval": "pl_interval", "range_": "pl_range"}.get(error.field)
@@ -125,12 +125,12 @@ def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
 
 #: dataset -> the first request it sends (validation happens while building it).
 _FIRST_REQUEST: Final[Mapping[str, Callable[[str, ExportOptions], ApiRequest]]] = {
-    "coins": lambda pid, o: ops.portfolio_coins(pid, 1, o.page_limit, False),
-    "value": lambda pid, o: ops.portfolio_value(pid, o.currency),
-    "chart": lambda pid, o: ops.portfolio_chart(pid, o.chart_type),
+    "coins": lambda pid, o: builders.portfolio_coins(pid, 1, o.page_limit, False),
+    "value": lambda pid, o: builders.portfolio_value(pid, o.currency),
+    "chart": lambda pid, o: builders.portfolio_chart(pid, o.chart_type),
     "transactions": lambda pid, o: _transactions_request(pid, o, 1, None),
-    "defi": lambda pid, o: ops.portfolio_defi(pid),
-    "snapshot_items": lambda pid, o: ops.portfolio_snapshot_items(
+    "defi": lambda pid, o: builders.portfolio_defi(pid),
+    "snapshot_items": lambda pid, o: builders.portfolio_snapshot_items(
         pid, page=1, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date
     ),
     "pl_history": _pl_request,
@@ -148,7 +148,7 @@ def plan_export(datasets: object, *, portfolio_id: object, options: ExportOption
         plan_export(["coins"], portfolio_id="p1", options=ExportOptions()).min_credits()  # 2
     """
     names = validate_datasets(datasets)
-    pid = ops.require_portfolio_id(portfolio_id)
+    pid = builders.require_portfolio_id(portfolio_id)
     return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
 
 

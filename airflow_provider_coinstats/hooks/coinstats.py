@@ -2,7 +2,7 @@
 
 The hook reads the API key from an Airflow connection of type ``coinstats`` and offers one method
 per endpoint the provider needs. Requests are built (and validated) by
-:mod:`airflow_provider_coinstats.api.operations`, answers are classified into typed exceptions by
+:mod:`airflow_provider_coinstats.api.builders`, answers are classified into typed exceptions by
 :mod:`airflow_provider_coinstats.api.responses`, and retries follow
 :mod:`airflow_provider_coinstats.api.retry`; the hook adds connection handling, credit accounting
 and pagination.
@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_coinstats._compat import BaseHook, mask_secret
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.catalog import BASE_URL, MAX_PAGE_LIMIT
 from airflow_provider_coinstats.api.settings import (
     ClientSettings,
@@ -39,7 +39,7 @@ from airflow_provider_coinstats.exceptions import (
 if TYPE_CHECKING:
     import requests
 
-    from airflow_provider_coinstats.api.operations import ApiRequest
+    from airflow_provider_coinstats.api.builders import ApiRequest
     from airflow_provider_coinstats.api.transport import SyncTransport
 
 #: Most pages one paginated read fetches (a million rows at 100 per page). Reaching it raises
@@ -176,14 +176,14 @@ class CoinStatsHook(BaseHook):
 
     def connect_wallet(self, address: str, blockchain: str, name: str | None = None) -> ConnectResult:
         """Create (or find) the tracked portfolio for a wallet. 40 credits."""
-        request = ops.connect_wallet(address, blockchain, name)
+        request = builders.connect_wallet(address, blockchain, name)
         return ConnectResult.from_json(self.run(request), request)
 
     def connect_exchange(
         self, exchange: str, connection_fields: Mapping[str, str], name: str | None = None
     ) -> ConnectResult:
         """Create (or find) the tracked portfolio for an exchange account. 10 credits."""
-        request = ops.connect_exchange(exchange, connection_fields, name)
+        request = builders.connect_exchange(exchange, connection_fields, name)
         for value in request.secrets:
             mask_secret(value)
         return ConnectResult.from_json(self.run(request), request)
@@ -191,12 +191,12 @@ class CoinStatsHook(BaseHook):
     # --- portfolio management ------------------------------------------------------------------
 
     def list_portfolios(self) -> list[dict[str, Any]]:
-        request = ops.list_portfolios()
+        request = builders.list_portfolios()
         return _items(self.run(request), request, ("result",))
 
     def get_portfolio_status(self, portfolio_id: str) -> str:
         """``syncing`` or ``synced``."""
-        request = ops.portfolio_status(portfolio_id)
+        request = builders.portfolio_status(portfolio_id)
         payload = self.run(request)
         status = payload.get("status") if isinstance(payload, dict) else None
         if not isinstance(status, str):
@@ -207,17 +207,17 @@ class CoinStatsHook(BaseHook):
 
     def sync_portfolio(self, portfolio_id: str | None) -> dict[str, Any]:
         """Start a re-sync. Without a portfolio id every API portfolio is synced, at 10x cost."""
-        request = ops.portfolio_sync(portfolio_id)
+        request = builders.portfolio_sync(portfolio_id)
         return _object(self.run(request), request)
 
     def delete_portfolio(self, portfolio_id: str) -> dict[str, Any]:
-        request = ops.delete_portfolio(portfolio_id)
+        request = builders.delete_portfolio(portfolio_id)
         return _object(self.run(request), request)
 
     # --- portfolio data -------------------------------------------------------------------------
 
     def get_portfolio_value(self, portfolio_id: str, currency: str = "USD") -> dict[str, Any]:
-        request = ops.portfolio_value(portfolio_id, currency)
+        request = builders.portfolio_value(portfolio_id, currency)
         return _object(self.run(request), request)
 
     def iter_portfolio_coins(
@@ -230,7 +230,7 @@ class CoinStatsHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """Holdings, fetched page by page."""
         return self._paginate(
-            lambda page: ops.portfolio_coins(portfolio_id, page, limit, include_risk_score),
+            lambda page: builders.portfolio_coins(portfolio_id, page, limit, include_risk_score),
             limit,
             ("result",),
             max_pages=max_pages,
@@ -242,7 +242,7 @@ class CoinStatsHook(BaseHook):
 
     def get_portfolio_chart(self, portfolio_id: str, chart_type: str = "1m") -> list[list[float]]:
         """``[[timestamp_ms, usd, btc, eth], ...]``."""
-        request = ops.portfolio_chart(portfolio_id, chart_type)
+        request = builders.portfolio_chart(portfolio_id, chart_type)
         return _items(self.run(request), request, ("result",))  # type: ignore[return-value]
 
     def iter_portfolio_transactions(
@@ -259,7 +259,7 @@ class CoinStatsHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """Transactions, newest first, fetched page by page: memory is bounded by one page."""
         return self._paginate(
-            lambda page: ops.portfolio_transactions(
+            lambda page: builders.portfolio_transactions(
                 portfolio_id,
                 currency=currency,
                 page=page,
@@ -276,7 +276,7 @@ class CoinStatsHook(BaseHook):
 
     def get_portfolio_defi(self, portfolio_id: str) -> dict[str, Any]:
         """DeFi positions. Expensive: 400 credits."""
-        request = ops.portfolio_defi(portfolio_id)
+        request = builders.portfolio_defi(portfolio_id)
         return _object(self.run(request), request)
 
     def iter_portfolio_snapshot_items(
@@ -291,7 +291,7 @@ class CoinStatsHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """Daily balance snapshots, page by page. Expensive: 500 credits per page."""
         return self._paginate(
-            lambda page: ops.portfolio_snapshot_items(
+            lambda page: builders.portfolio_snapshot_items(
                 portfolio_id,
                 page=page,
                 limit=limit,
@@ -315,7 +315,7 @@ class CoinStatsHook(BaseHook):
         currency: str = "USD",
     ) -> list[dict[str, Any]]:
         """Cash-flow-adjusted profit and loss over time. 25 credits."""
-        request = ops.portfolio_pl_history(
+        request = builders.portfolio_pl_history(
             portfolio_id,
             interval=interval,
             range_=range_,
@@ -329,17 +329,17 @@ class CoinStatsHook(BaseHook):
 
     def get_blockchains(self) -> list[dict[str, Any]]:
         """Networks POST /portfolio/wallet accepts (``connectionId`` is the blockchain id)."""
-        request = ops.wallet_blockchains()
+        request = builders.wallet_blockchains()
         return _items(self.run(request), request, ("result",))
 
     def get_supported_exchanges(self) -> list[dict[str, Any]]:
         """Exchanges with the ``connectionFields`` each one requires."""
-        request = ops.exchange_support()
+        request = builders.exchange_support()
         return _items(self.run(request), request, ("result",))
 
     def get_usage_credits(self) -> dict[str, Any]:
         """``{totalCredits, usedCredits, remainingCredits, subscription}``; free."""
-        request = ops.usage_credits()
+        request = builders.usage_credits()
         return _object(self.run(request), request)
 
     # --- helpers --------------------------------------------------------------------------------

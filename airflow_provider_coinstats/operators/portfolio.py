@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 
 from airflow_provider_coinstats._compat import AirflowFailException
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.exceptions import PERMANENT_ERRORS, CoinStatsValidationError
 from airflow_provider_coinstats.links.portfolio import (
     PORTFOLIO_URL_XCOM_KEY,
@@ -180,7 +180,7 @@ class ConnectWalletOperator(_ConnectPortfolioOperator):
 
     def connect(self, hook: CoinStatsHook) -> ConnectResult:
         # Every local check before any request, then the 1-credit lookup before the 40-credit connect.
-        request = ops.connect_wallet(self.address, self.blockchain, self.portfolio_name)
+        request = builders.connect_wallet(self.address, self.blockchain, self.portfolio_name)
         blockchain = request.json["connectionId"] if request.json else ""
         supported = [str(c.get("connectionId")) for c in hook.get_blockchains()]
         if blockchain not in supported:
@@ -290,7 +290,7 @@ class ConnectExchangeOperator(_ConnectPortfolioOperator):
 
     def connect(self, hook: CoinStatsHook) -> ConnectResult:
         fields = self.credentials(self._context)
-        request = ops.connect_exchange(self.exchange, fields, self.portfolio_name)  # validates, sends nothing
+        request = builders.connect_exchange(self.exchange, fields, self.portfolio_name)  # validates, sends nothing
         exchange = request.json["connectionId"] if request.json else ""
         supported = {str(e.get("connectionId")): e for e in hook.get_supported_exchanges()}
         if exchange not in supported:

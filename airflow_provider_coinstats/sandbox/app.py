@@ -29,7 +29,7 @@ from airflow_provider_coinstats.api.catalog import (
 )
 from airflow_provider_coinstats.api.settings import is_loopback
 from airflow_provider_coinstats.sandbox.faults import Fault
-from airflow_provider_coinstats.sandbox.operations import Call, envelope, execute
+from airflow_provider_coinstats.sandbox.handlers import Call, envelope, execute
 from airflow_provider_coinstats.sandbox.state import SandboxState
 
 ADMIN_PREFIX = "/_sandbox"

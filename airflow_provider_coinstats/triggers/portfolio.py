@@ -41,7 +41,7 @@ from airflow_provider_coinstats.sync_probe import (
 
 if TYPE_CHECKING:
     from airflow_provider_coinstats.api.async_transport import AsyncTransport
-    from airflow_provider_coinstats.api.operations import ApiRequest
+    from airflow_provider_coinstats.api.builders import ApiRequest
 
 #: Each wait is stretched or shrunk by up to this fraction, at random.
 POLL_JITTER = 0.1

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats import exceptions as exc
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.async_transport import AsyncTransport
-from airflow_provider_coinstats.api.operations import ApiRequest
+from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.responses import classify_response, redirect_origin
 from airflow_provider_coinstats.api.settings import ClientSettings
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
@@ -37,8 +37,8 @@ CASES = [
 
 def request_for(endpoint: str) -> ApiRequest:
     if endpoint == "connect_exchange":
-        return ops.connect_exchange("binance", {"apiKey": EXCHANGE_KEY, "apiSecret": EXCHANGE_SECRET})
-    return ops.wallet_blockchains()
+        return builders.connect_exchange("binance", {"apiKey": EXCHANGE_KEY, "apiSecret": EXCHANGE_SECRET})
+    return builders.wallet_blockchains()
 
 
 def send_with_hook(endpoint: str) -> Any:
@@ -111,7 +111,7 @@ def test_redirect_fails_the_task_without_retries(
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_every_redirect_status_is_a_redirect_error(status: int) -> None:
-    request = ops.portfolio_value("p1")
+    request = builders.portfolio_value("p1")
     headers = {"location": "https://user:pw@evil.example:8443/x?token=abc"}
     with pytest.raises(exc.CoinStatsRedirectError) as info:
         classify_response(request, status, headers, b"", base_url="https://openapiv1.coinstats.app")

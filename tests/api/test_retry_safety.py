@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats import exceptions as exc
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.async_transport import AsyncTransport
 from airflow_provider_coinstats.api.catalog import ENDPOINTS
 from airflow_provider_coinstats.api.retry import may_repeat
@@ -182,7 +182,7 @@ def test_sync_is_repeated_after_a_refused_connection(coinstats_conn: Any, relay:
     log = OpenOnRetry(relay)
     transport = SyncTransport(settings, log)
     try:
-        assert transport.send(ops.portfolio_sync(pid)) == {"success": True}
+        assert transport.send(builders.portfolio_sync(pid)) == {"success": True}
     finally:
         transport.close()
     # The refused attempt never reached the sandbox; the retry did, once.
@@ -223,7 +223,7 @@ def test_delete_404_after_a_refused_attempt_is_not_found(coinstats_conn: Any, re
     transport = SyncTransport(settings, OpenOnRetry(relay))
     try:
         with pytest.raises(exc.CoinStatsNotFoundError):
-            transport.send(ops.delete_portfolio("000000000000000000000000"))
+            transport.send(builders.delete_portfolio("000000000000000000000000"))
     finally:
         transport.close()
     assert [r.status for r in coinstats_conn.state.requests(endpoint="delete_portfolio")] == [404]
@@ -238,7 +238,7 @@ def test_async_delete_404_after_a_lost_answer_counts_as_done(coinstats_conn: Any
 
     async def go() -> Any:
         async with AsyncTransport(settings, logging.getLogger("test.retry_safety")) as transport:
-            return await transport.send(ops.delete_portfolio(pid))
+            return await transport.send(builders.delete_portfolio(pid))
 
     assert asyncio.run(go()) is None
     assert [r.status for r in coinstats_conn.state.requests(endpoint="delete_portfolio")] == [None, 404]
@@ -270,7 +270,7 @@ def test_sync_transport_classifies_not_sent(coinstats_conn: Any) -> None:
         transport = SyncTransport(settings, logging.getLogger("test.retry_safety"))
         try:
             with pytest.raises(exc.CoinStatsTransportError) as info:
-                transport.send(ops.portfolio_sync("p1"))
+                transport.send(builders.portfolio_sync("p1"))
         finally:
             transport.close()
         return info.value
@@ -294,7 +294,7 @@ def test_async_transport_classifies_not_sent(coinstats_conn: Any) -> None:
         settings = ClientSettings.from_connection(host=host, password="k", extra={**FAST_RETRY, "max_attempts": 1})
         async with AsyncTransport(settings, logging.getLogger("test.retry_safety")) as transport:
             with pytest.raises(exc.CoinStatsTransportError) as info:
-                await transport.send(ops.portfolio_sync("p1"))
+                await transport.send(builders.portfolio_sync("p1"))
         return info.value
 
     assert not asyncio.run(attempt(f"http://127.0.0.1:{closed_port()}")).sent
@@ -303,7 +303,11 @@ def test_async_transport_classifies_not_sent(coinstats_conn: Any) -> None:
 
 
 def test_policy_decides_with_exception_and_endpoint() -> None:
-    sync, read, connect = ops.portfolio_sync("p1"), ops.portfolio_value("p1"), ops.connect_wallet(ADDRESS, "ethereum")
+    sync, read, connect = (
+        builders.portfolio_sync("p1"),
+        builders.portfolio_value("p1"),
+        builders.connect_wallet(ADDRESS, "ethereum"),
+    )
     refused = exc.CoinStatsTransportError("PATCH", "/portfolio/sync", "ConnectionError", sent=False)
     lost = exc.CoinStatsTransportError("PATCH", "/portfolio/sync", "ReadTimeout")
     limited = exc.CoinStatsRateLimitedError(429, "slow down", method="PATCH", path="/portfolio/sync")

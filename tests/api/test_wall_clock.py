@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats import exceptions as exc
-from airflow_provider_coinstats.api import operations as ops
+from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.async_transport import AsyncTransport
 from airflow_provider_coinstats.api.settings import ClientSettings
 from airflow_provider_coinstats.api.transport import SyncTransport
@@ -64,7 +64,7 @@ def test_async_transport_stops_a_trickle_at_timeout(coinstats_conn: Any, http: A
 
     async def go() -> None:
         async with AsyncTransport(settings, logging.getLogger("test.wall_clock")) as transport:
-            await transport.send(ops.usage_credits())
+            await transport.send(builders.usage_credits())
 
     started = time.monotonic()
     with pytest.raises(exc.CoinStatsTransportError) as info:
@@ -114,7 +114,7 @@ def test_streamed_body_is_decoded(gzip_server: str) -> None:
     settings = ClientSettings.from_connection(host=gzip_server, password="k", extra=ONE_ATTEMPT)
     transport = SyncTransport(settings, logging.getLogger("test.wall_clock"))
     try:
-        chains = transport.send(ops.wallet_blockchains())["result"]
+        chains = transport.send(builders.wallet_blockchains())["result"]
     finally:
         transport.close()
     assert len(chains) == 2000

@@ -1,4 +1,4 @@
-"""What each CoinStats endpoint does in the sandbox, independent of the HTTP framework.
+"""Sandbox request handlers: what each CoinStats endpoint does, independent of the HTTP framework.
 
 Every request runs the same pipeline, in the order the real API appears to use:
 auth (401) -> validation (400) -> credits (406) -> portfolio lookup (404) -> not synced (409)
@@ -63,7 +63,7 @@ def envelope(status: int, message: str, path: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Call:
-    """The parts of an HTTP request the operations need."""
+    """The parts of an HTTP request the handlers need."""
 
     method: str
     path: str
