@@ -1,4 +1,7 @@
-"""Test set-up: an isolated AIRFLOW_HOME, set before Airflow is imported, and the sandbox fixtures.
+"""Fixtures: the sandbox, the ``coinstats_default`` connection, a migrated Airflow DB and ``run_dag``.
+
+The isolated AIRFLOW_HOME is made in :func:`pytest_configure`, before any test module imports
+Airflow; shared constants and helpers live in :mod:`tests.helpers`.
 
 Connections come from ``AIRFLOW_CONN_*`` environment variables, the only source a plain pytest
 process sees under the Task SDK.
@@ -6,48 +9,45 @@ process sees under the Task SDK.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="coinstats-airflow-home-"))
-# dag.test() only runs DAGs whose file is inside the DAGs folder: gather the example DAGs and the
-# test-only DAGs into one.
-DAGS_FOLDER = AIRFLOW_HOME / "dags"
-DAGS_FOLDER.mkdir()
-for source in [*sorted((ROOT / "example_dags").glob("*.py")), *sorted((ROOT / "tests" / "dags").glob("*.py"))]:
-    shutil.copy(source, DAGS_FOLDER / source.name)
-os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
-os.environ["COINSTATS_EXAMPLE_POKE_INTERVAL"] = "0.3"
-# The provider's timing floors (1 s between polls, 10 s before a trigger's first poll) protect real
-# deployments; the suite polls a local sandbox every 0.3 s and needs no scheduler race protection
-# under dag.test(). tests/sensors/test_timing_floors.py proves the defaults with these removed.
-os.environ["AIRFLOW__COINSTATS__MIN_POLL_INTERVAL"] = "0.05"
-os.environ["AIRFLOW__COINSTATS__MIN_FIRST_POLL_DELAY"] = "0"
-#: Where the example warehouse DAG writes its files (read when the DAG file is parsed).
-EXPORT_PATH = AIRFLOW_HOME / "export"
-os.environ["COINSTATS_EXAMPLE_EXPORT_PATH"] = str(EXPORT_PATH)
+from tests.helpers import FAST_RETRY, ROOT, DagResult, load_dag
 
 pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin", "tests.postgres_fixtures", "tests.s3_fixtures"]
 
-#: Retry timing for tests: the same policy, with millisecond backoff so retries do not slow the suite.
-FAST_RETRY = {
-    "timeout": 5,
-    "max_attempts": 5,
-    "backoff_base": 0.01,
-    "backoff_max": 0.05,
-    "retry_after_max": 5,
-}
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An isolated AIRFLOW_HOME with a DAGs folder, set before any test module imports Airflow."""
+    home = Path(tempfile.mkdtemp(prefix="coinstats-airflow-home-"))
+    # dag.test() only runs DAGs whose file is inside the DAGs folder: gather the example DAGs and
+    # the test-only DAGs into one.
+    dags = home / "dags"
+    dags.mkdir()
+    for source in [*sorted((ROOT / "example_dags").glob("*.py")), *sorted((ROOT / "tests" / "dags").glob("*.py"))]:
+        shutil.copy(source, dags / source.name)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "COINSTATS_EXAMPLE_POKE_INTERVAL": "0.3",
+            # The provider's timing floors (1 s between polls, 10 s before a trigger's first poll)
+            # protect real deployments; the suite polls a local sandbox every 0.3 s and needs no
+            # scheduler-race protection under dag.test(). tests/sensors/test_timing_floors.py
+            # proves the defaults with these removed.
+            "AIRFLOW__COINSTATS__MIN_POLL_INTERVAL": "0.05",
+            "AIRFLOW__COINSTATS__MIN_FIRST_POLL_DELAY": "0",
+            # Where the example warehouse DAG writes its files (read when the DAG file is parsed).
+            "COINSTATS_EXAMPLE_EXPORT_PATH": str(home / "export"),
+        }
+    )
 
 
 @pytest.fixture
@@ -72,44 +72,6 @@ def coinstats_conn(coinstats_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> A
     """The sandbox, reset, with ``coinstats_default`` pointing at it."""
     monkeypatch.setenv("AIRFLOW_CONN_COINSTATS_DEFAULT", coinstats_sandbox.airflow_connection(extra=FAST_RETRY))
     return coinstats_sandbox
-
-
-@dataclass
-class DagResult:
-    """What a ``dag.test()`` run left in the metadata DB."""
-
-    run_id: str
-    state: str
-    #: (task_id, map_index) -> (state, try_number)
-    tasks: dict[tuple[str, int], tuple[str | None, int]]
-    #: (task_id, map_index, key) -> value
-    xcoms: dict[tuple[str, int, str], Any]
-
-    def state_of(self, task_id: str, map_index: int = -1) -> str | None:
-        return self.tasks[(task_id, map_index)][0]
-
-    def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-        return self.xcoms[(task_id, map_index, key)]
-
-
-_DAGS: dict[str, Any] = {}
-
-
-def load_dag(dag_id: str) -> Any:
-    """The DAG object from the DAGs folder (files imported once per session)."""
-    if not _DAGS:
-        from airflow.sdk import DAG
-
-        for path in sorted(DAGS_FOLDER.glob("*.py")):
-            spec = importlib.util.spec_from_file_location(f"cs_dagfile_{path.stem}", path)
-            assert spec is not None
-            assert spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            for value in vars(module).values():
-                if isinstance(value, DAG):
-                    _DAGS[value.dag_id] = value
-    return _DAGS[dag_id]
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from airflow_provider_coinstats.api.settings import ClientSettings
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
 from tests.api.conftest import RecordingServer
-from tests.conftest import FAST_RETRY
+from tests.helpers import FAST_RETRY
 
 EXCHANGE_KEY, EXCHANGE_SECRET = "EXKEY-redirect-7f3a", "EXSECRET-redirect-91cc"
 QUERY_TOKEN = "share-token-in-the-location-query"

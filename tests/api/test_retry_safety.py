@@ -26,18 +26,9 @@ from airflow_provider_coinstats.api.settings import ClientSettings
 from airflow_provider_coinstats.api.transport import SyncTransport
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
-from tests.conftest import FAST_RETRY
+from tests.helpers import ADDRESS, FAST_RETRY, connect_wallet
 
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 SYNC_CREDITS = ENDPOINTS["portfolio_sync"].credits
-
-
-def synced_wallet(server: Any) -> str:
-    server.state.configure(sync_polls=0)
-    with CoinStatsHook() as hook:
-        pid = hook.connect_wallet(ADDRESS, "ethereum").portfolio_id
-    server.state.clear_requests()
-    return pid
 
 
 def sync_calls(server: Any) -> list[Any]:
@@ -67,7 +58,7 @@ def sync_credits(server: Any) -> int:
 def test_sync_is_not_repeated_after_it_may_have_reached_coinstats(
     coinstats_conn: Any, fault: Fault, error: type[Exception]
 ) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     coinstats_conn.state.add_fault(fault)
     with CoinStatsHook() as hook, pytest.raises(error):
         hook.sync_portfolio(pid)
@@ -77,7 +68,7 @@ def test_sync_is_not_repeated_after_it_may_have_reached_coinstats(
 
 
 def test_sync_is_not_repeated_after_a_read_timeout(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     monkeypatch.setenv(
         "AIRFLOW_CONN_COINSTATS_DEFAULT", coinstats_conn.airflow_connection(extra={**FAST_RETRY, "timeout": 0.3})
     )
@@ -91,7 +82,7 @@ def test_sync_is_not_repeated_after_a_read_timeout(coinstats_conn: Any, monkeypa
 
 
 def test_sync_is_repeated_after_429(coinstats_conn: Any) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_sync", status=429, times=2))
     with CoinStatsHook() as hook:
         assert hook.sync_portfolio(pid) == {"success": True}
@@ -175,7 +166,7 @@ def relay(coinstats_conn: Any) -> Iterator[RefusingRelay]:
 
 
 def test_sync_is_repeated_after_a_refused_connection(coinstats_conn: Any, relay: RefusingRelay) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     settings = ClientSettings.from_connection(
         host=f"http://127.0.0.1:{relay.port}", password=coinstats_conn.api_key, extra=FAST_RETRY
     )
@@ -198,7 +189,7 @@ def test_sync_is_repeated_after_a_refused_connection(coinstats_conn: Any, relay:
 def test_delete_404_after_a_lost_answer_counts_as_done(
     coinstats_conn: Any, caplog: pytest.LogCaptureFixture, capfd: Any
 ) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     coinstats_conn.state.add_fault(Fault("drop_after", endpoint="delete_portfolio", times=1))
     caplog.set_level(logging.INFO)
     with CoinStatsHook() as hook:
@@ -230,7 +221,7 @@ def test_delete_404_after_a_refused_attempt_is_not_found(coinstats_conn: Any, re
 
 
 def test_async_delete_404_after_a_lost_answer_counts_as_done(coinstats_conn: Any) -> None:
-    pid = synced_wallet(coinstats_conn)
+    pid = connect_wallet(coinstats_conn)
     coinstats_conn.state.add_fault(Fault("drop_after", endpoint="delete_portfolio", times=1))
     settings = ClientSettings.from_connection(
         host=coinstats_conn.url, password=coinstats_conn.api_key, extra=FAST_RETRY

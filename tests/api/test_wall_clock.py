@@ -27,7 +27,7 @@ from airflow_provider_coinstats.api.transport import SyncTransport
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
 from airflow_provider_coinstats.sandbox.app import TRICKLE_CHUNK
-from tests.conftest import FAST_RETRY
+from tests.helpers import FAST_RETRY
 
 ONE_ATTEMPT = {**FAST_RETRY, "timeout": 1, "max_attempts": 1}
 

@@ -1,13 +1,15 @@
-"""Fixtures shared by the file-export tests in this folder."""
+"""Fixtures shared by the export tests in this folder."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_export import ADDRESS
+from tests.helpers import ADDRESS, connect_wallet
 
 
 @pytest.fixture
@@ -30,3 +32,20 @@ def wallet(coinstats_conn: Any, http: Any) -> Callable[..., str]:
         return portfolio_id
 
     return connect
+
+
+@pytest.fixture
+def portfolio(coinstats_conn: Any) -> str:
+    """A synced wallet with 250 transactions (3 pages); the request log starts empty."""
+    return connect_wallet(coinstats_conn, transactions=250)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow connection id to an empty database: a SQLite file or a real PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_conn_id"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COINSTATS_TEST_SQLITE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")})
+    )
+    return "coinstats_test_sqlite"

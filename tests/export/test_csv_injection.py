@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats.export import get_schema
-from tests.test_export import context, file_export
+from tests.export.helpers import context, file_export
 
 #: One portfolio name per leading character OWASP lists (=, +, -, @, tab, carriage return).
 DANGEROUS_NAMES = {

@@ -24,8 +24,8 @@ from airflow_provider_coinstats.exceptions import CoinStatsDestinationError
 from airflow_provider_coinstats.export import get_schema
 from airflow_provider_coinstats.export.files import storage_path
 from airflow_provider_coinstats.sandbox import Fault
+from tests.export.helpers import as_text, context, expected_rows, file_export
 from tests.s3_fixtures import S3_CONN_ID, MotoS3
-from tests.test_export import as_text, context, expected_rows, file_export
 
 PARTITION = "20260101T000000"
 #: S3 operations that create or change an object (or start to).

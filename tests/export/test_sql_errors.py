@@ -21,10 +21,7 @@ import pytest
 
 from airflow_provider_coinstats.exceptions import PERMANENT_ERRORS, CoinStatsDestinationError
 from airflow_provider_coinstats.export.sql import SqlTable, is_missing_table_error
-from tests import test_export
-from tests.test_export import context, data_requests, db_hook, expected_rows, sql_export, table_rows
-
-portfolio = test_export.portfolio  # a synced sandbox wallet (fixture)
+from tests.export.helpers import context, data_requests, db_hook, expected_rows, sql_export, table_rows
 
 WAREHOUSE = "coinstats_test_warehouse"
 

@@ -14,12 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats.export.sql import SqlTable
-from tests import test_export
-from tests.test_export import assert_same_rows, db_hook, expected_rows, table_rows
-
-# The fixtures of test_export.py: a sandbox wallet, and a warehouse per database (SQLite, PostgreSQL).
-portfolio = test_export.portfolio
-warehouse = test_export.warehouse
+from tests.export.helpers import assert_same_rows, db_hook, expected_rows, table_rows
 
 #: A non-key column per dataset whose value tells the repeated row from the first one.
 CHANGED_COLUMN = {"coins": "count", "defi": "asset_amount", "value": "total_value"}

@@ -13,17 +13,7 @@ import pytest
 from airflow_provider_coinstats import exceptions as exc
 from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
-
-
-def wallet_with_transactions(server: Any, count: int) -> str:
-    server.state.configure(sync_polls=0)
-    with CoinStatsHook() as hook:
-        pid = hook.connect_wallet(ADDRESS, "ethereum").portfolio_id
-    server.state.set_transaction_count(pid, count)
-    server.state.clear_requests()
-    return pid
+from tests.helpers import connect_wallet
 
 
 def pages_asked(server: Any, endpoint: str = "portfolio_transactions") -> list[str]:
@@ -31,7 +21,7 @@ def pages_asked(server: Any, endpoint: str = "portfolio_transactions") -> list[s
 
 
 def test_repeated_page_stops_pagination(coinstats_conn: Any) -> None:
-    pid = wallet_with_transactions(coinstats_conn, 1000)
+    pid = connect_wallet(coinstats_conn, transactions=1000)
     coinstats_conn.state.add_fault(Fault("ignore_page", endpoint="portfolio_transactions"))
     rows: list[Any] = []
     with CoinStatsHook() as hook, pytest.raises(exc.CoinStatsPaginationError) as info:
@@ -44,7 +34,7 @@ def test_repeated_page_stops_pagination(coinstats_conn: Any) -> None:
 
 
 def test_repeated_page_stops_other_paginated_reads(coinstats_conn: Any) -> None:
-    pid = wallet_with_transactions(coinstats_conn, 0)
+    pid = connect_wallet(coinstats_conn, transactions=0)
     coinstats_conn.state.add_fault(Fault("ignore_page", endpoint="portfolio_coins"))
     with CoinStatsHook() as hook:
         coins = hook.get_portfolio_coins(pid)
@@ -55,7 +45,7 @@ def test_repeated_page_stops_other_paginated_reads(coinstats_conn: Any) -> None:
 
 
 def test_page_limit_stops_pagination(coinstats_conn: Any) -> None:
-    pid = wallet_with_transactions(coinstats_conn, 1000)
+    pid = connect_wallet(coinstats_conn, transactions=1000)
     with CoinStatsHook() as hook, pytest.raises(exc.CoinStatsPaginationError) as info:
         list(hook.iter_portfolio_transactions(pid, limit=100, max_pages=3))
     assert pages_asked(coinstats_conn) == ["1", "2", "3"]
@@ -63,14 +53,14 @@ def test_page_limit_stops_pagination(coinstats_conn: Any) -> None:
 
 
 def test_page_limit_counts_from_the_start_page(coinstats_conn: Any) -> None:
-    pid = wallet_with_transactions(coinstats_conn, 1000)
+    pid = connect_wallet(coinstats_conn, transactions=1000)
     with CoinStatsHook() as hook, pytest.raises(exc.CoinStatsPaginationError):
         list(hook.iter_portfolio_transactions(pid, limit=100, start_page=5, max_pages=2))
     assert pages_asked(coinstats_conn) == ["5", "6"]
 
 
 def test_reaching_the_end_within_the_limit_is_fine(coinstats_conn: Any) -> None:
-    pid = wallet_with_transactions(coinstats_conn, 250)
+    pid = connect_wallet(coinstats_conn, transactions=250)
     with CoinStatsHook() as hook:
         assert len(list(hook.iter_portfolio_transactions(pid, limit=100, max_pages=3))) == 250
     assert pages_asked(coinstats_conn) == ["1", "2", "3"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats.links.portfolio import DEFAULT_PORTFOLIO_URL, PORTFOLIO_URL_XCOM_KEY, portfolio_url
-from tests.conftest import FAST_RETRY
+from tests.helpers import FAST_RETRY
 
 LINK_XCOM_KEY = "_link_CoinStatsPortfolioLink"
 

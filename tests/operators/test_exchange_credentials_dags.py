@@ -22,7 +22,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-from tests.conftest import AIRFLOW_HOME, FAST_RETRY, load_dag
+from tests.helpers import FAST_RETRY, airflow_home, load_dag
 
 UID_EXCHANGE = "uid-exchange"
 AIRFLOW_3_0 = Version(airflow.__version__) < Version("3.1")
@@ -141,7 +141,7 @@ def _producer_xcom_push(line: str) -> bool:
 
 
 def _log_files() -> str:
-    return "\n".join(p.read_text(errors="replace") for p in Path(AIRFLOW_HOME).rglob("*.log") if p.is_file())
+    return "\n".join(p.read_text(errors="replace") for p in Path(airflow_home()).rglob("*.log") if p.is_file())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.dag_id for c in CASES])

@@ -12,8 +12,7 @@ import requests
 
 from airflow_provider_coinstats.sandbox import Fault
 from airflow_provider_coinstats.sandbox.app import TRICKLE_CHUNK
-
-ETH_ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import ADDRESS
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -22,7 +21,7 @@ def test_redirect_answers_status_and_location_only(sandbox: Any, http: requests.
     sandbox.state.add_fault(Fault("redirect", endpoint="connect_wallet", status=status, location=location))
     r = http.post(
         f"{sandbox.url}/portfolio/wallet",
-        json={"address": ETH_ADDRESS, "connectionId": "ethereum"},
+        json={"address": ADDRESS, "connectionId": "ethereum"},
         allow_redirects=False,
     )
     assert r.status_code == status
@@ -99,9 +98,9 @@ def test_endless_trickle_keeps_the_connection_busy(sandbox: Any) -> None:
 
 def test_ignore_page_serves_page_one_and_logs_the_page_asked(sandbox: Any, http: requests.Session) -> None:
     sandbox.state.configure(sync_polls=0)
-    pid = http.post(
-        f"{sandbox.url}/portfolio/wallet", json={"address": ETH_ADDRESS, "connectionId": "ethereum"}
-    ).json()["portfolioId"]
+    pid = http.post(f"{sandbox.url}/portfolio/wallet", json={"address": ADDRESS, "connectionId": "ethereum"}).json()[
+        "portfolioId"
+    ]
     sandbox.state.set_transaction_count(pid, 30)
     url = f"{sandbox.url}/portfolio/transactions"
     params = {"portfolioId": pid, "currency": "USD", "limit": 10}

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import connect_wallet
 
 
 def trigger_rows() -> int:
@@ -26,9 +24,7 @@ def trigger_rows() -> int:
 
 def test_connect_wait_on_a_synced_existing_portfolio_never_defers(coinstats_conn: Any, run_dag: Any) -> None:
     """The exchange DAG's failure in a real deployment: `existing`, already synced, deferred anyway."""
-    coinstats_conn.state.configure(sync_polls=0)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id  # a previous run connected it
-    coinstats_conn.state.clear_requests()
+    pid = connect_wallet(coinstats_conn)  # a previous run connected it
     before = trigger_rows()
 
     result = run_dag("cs_test_connect_wait")

@@ -18,13 +18,11 @@ import pytest
 
 from airflow_provider_coinstats.config import MIN_FIRST_POLL_DELAY, MIN_POLL_INTERVAL
 from airflow_provider_coinstats.exceptions import CoinStatsConfigError, CoinStatsValidationError
-from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.operators.portfolio import ConnectExchangeOperator, ConnectWalletOperator
 from airflow_provider_coinstats.sensors.portfolio import CoinStatsPortfolioSyncSensor
 from airflow_provider_coinstats.triggers.portfolio import POLL_JITTER, CoinStatsPortfolioSyncTrigger
-from tests.test_trigger import first_event
+from tests.helpers import ADDRESS, connect_wallet, first_event
 
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 POLL_ENV = "AIRFLOW__COINSTATS__MIN_POLL_INTERVAL"
 FIRST_POLL_ENV = "AIRFLOW__COINSTATS__MIN_FIRST_POLL_DELAY"
 
@@ -170,9 +168,7 @@ def test_first_poll_minimum_survives_a_triggerer_restart(default_floors: None) -
 def test_first_poll_comes_no_sooner_than_the_minimum(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Real trigger, real sandbox: measured on the sandbox's request log (same monotonic clock)."""
     monkeypatch.setenv(FIRST_POLL_ENV, "1.0")
-    coinstats_conn.state.configure(sync_polls=1)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
-    coinstats_conn.state.clear_requests()
+    pid = connect_wallet(coinstats_conn, sync_polls=1)
     deferred_at = time.monotonic()
     trigger = CoinStatsPortfolioSyncTrigger(portfolio_id=pid, poll_interval=0.05, end_time=time.time() + 30)
 

@@ -23,10 +23,9 @@ from airflow_provider_coinstats.exceptions import CoinStatsDestinationError
 from airflow_provider_coinstats.export.sql import SqlTable
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
-from tests.conftest import DAGS_FOLDER, ROOT
-from tests.test_export import context, db_hook, sql_export, table_rows
+from tests.export.helpers import context, db_hook, sql_export, table_rows
+from tests.helpers import ROOT, connect_wallet, dags_folder
 
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 WAREHOUSE = "coinstats_test_warehouse"
 #: The read-ahead depth of extract_rows (pages buffered ahead of the consumer).
 DEPTH = 2
@@ -46,10 +45,7 @@ def read_ahead_threads() -> set[threading.Thread]:
 
 @pytest.fixture
 def wallet(coinstats_conn: Any) -> str:
-    coinstats_conn.state.configure(sync_polls=0)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
-    coinstats_conn.state.clear_requests()
-    return pid
+    return connect_wallet(coinstats_conn)
 
 
 @pytest.fixture
@@ -115,7 +111,7 @@ def test_the_connection_is_read_in_the_task_thread(
 
 def run_dag_in_child(dag_id: str, portfolio_id: str, log: Path) -> subprocess.Popen[bytes]:
     """``dag.test()`` of ``dag_id`` in a child process: the task runs under Airflow's own task runner."""
-    dag_file = DAGS_FOLDER / "coinstats_export_test_dags.py"
+    dag_file = dags_folder() / "coinstats_export_test_dags.py"
     command = [sys.executable, "-m", "tests.transfers.dag_test_child", str(dag_file), dag_id]
     command.append(json.dumps({"portfolio_id": portfolio_id}))
     with log.open("wb") as out:

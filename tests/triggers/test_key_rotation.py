@@ -20,13 +20,10 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.triggers import portfolio as trigger_module
 from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
-from tests.conftest import FAST_RETRY
-from tests.test_trigger import first_event
+from tests.helpers import ADDRESS, FAST_RETRY, connect_wallet, first_event
 
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 NEW_KEY = "cs-rotated-4b7e19-SECRET"
 
 
@@ -36,14 +33,6 @@ def rotate_over_http(server: Any, old: str, new: str) -> requests.Response:
 
 def statuses(server: Any) -> list[int | None]:
     return [r.status for r in server.state.requests(endpoint="portfolio_transactions")]
-
-
-def connect_syncing_forever(server: Any) -> str:
-    server.state.configure(sync_polls=0)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
-    server.state.set_sync(pid, seconds=math.inf)
-    server.state.clear_requests()
-    return pid
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -79,7 +68,7 @@ def test_wait_survives_key_rotation(
     coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: Any
 ) -> None:
     old_key = coinstats_conn.api_key
-    pid = connect_syncing_forever(coinstats_conn)
+    pid = connect_wallet(coinstats_conn, syncing_forever=True)
     caplog.set_level(logging.INFO)
 
     event, credits_before = asyncio.run(run_and_rotate(coinstats_conn, monkeypatch, pid, NEW_KEY))
@@ -106,7 +95,7 @@ def test_wait_survives_key_rotation(
 
 
 def test_second_401_with_the_reread_key_fails(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    pid = connect_syncing_forever(coinstats_conn)
+    pid = connect_wallet(coinstats_conn, syncing_forever=True)
 
     event, _ = asyncio.run(run_and_rotate(coinstats_conn, monkeypatch, pid, "not-the-new-key"))
 
@@ -121,7 +110,7 @@ def test_second_401_with_the_reread_key_fails(coinstats_conn: Any, monkeypatch: 
 
 def test_401_with_an_unchanged_key_is_not_retried(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection re-read finds the same key: a retry could only 401 again, so none is sent."""
-    pid = connect_syncing_forever(coinstats_conn)
+    pid = connect_wallet(coinstats_conn, syncing_forever=True)
     lookups: list[str] = []
     real = trigger_module.aget_connection
 

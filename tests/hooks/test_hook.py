@@ -16,18 +16,11 @@ import pytest
 from airflow_provider_coinstats import exceptions as exc
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
-from tests.conftest import FAST_RETRY
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import ADDRESS, FAST_RETRY, connect_wallet
 
 
 def use_conn(monkeypatch: pytest.MonkeyPatch, server: Any, conn_id: str = "coinstats_default", **extra: Any) -> None:
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", server.airflow_connection(extra={**FAST_RETRY, **extra}))
-
-
-def synced_wallet(hook: CoinStatsHook, server: Any) -> str:
-    server.state.configure(sync_polls=0)
-    return hook.connect_wallet(ADDRESS, "ethereum").portfolio_id
 
 
 def calls(server: Any, endpoint: str) -> list[Any]:
@@ -46,7 +39,7 @@ def test_every_endpoint_round_trip(coinstats_conn: Any) -> None:
     binance = next(e for e in exchanges if e["connectionId"] == "binance")
     assert {f["key"] for f in binance["connectionFields"]} >= {"apiKey", "apiSecret"}
 
-    pid = synced_wallet(hook, server)
+    pid = connect_wallet(server, hook=hook, clear_log=False)
     assert hook.get_portfolio_status(pid) == "synced"
     ex = hook.connect_exchange("binance", {"apiKey": "k-1", "apiSecret": "s-1"}, name="Binance main")
     assert ex.status == "connected"
@@ -113,7 +106,7 @@ def test_connect_is_idempotent(coinstats_conn: Any) -> None:
 @pytest.mark.parametrize(("count", "pages"), [(250, 3), (200, 3), (0, 1), (99, 1)])
 def test_transactions_paginate(coinstats_conn: Any, count: int, pages: int) -> None:
     hook = CoinStatsHook()
-    pid = synced_wallet(hook, coinstats_conn)
+    pid = connect_wallet(coinstats_conn, hook=hook, clear_log=False)
     coinstats_conn.state.set_transaction_count(pid, count)
     coinstats_conn.state.clear_requests()
     txs = list(hook.iter_portfolio_transactions(pid, limit=100))
@@ -125,7 +118,7 @@ def test_transactions_paginate(coinstats_conn: Any, count: int, pages: int) -> N
 
 def test_pagination_is_lazy(coinstats_conn: Any) -> None:
     hook = CoinStatsHook()
-    pid = synced_wallet(hook, coinstats_conn)
+    pid = connect_wallet(coinstats_conn, hook=hook, clear_log=False)
     coinstats_conn.state.set_transaction_count(pid, 100_000)
     coinstats_conn.state.clear_requests()
     it = hook.iter_portfolio_transactions(pid, limit=100)

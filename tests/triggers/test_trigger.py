@@ -13,29 +13,13 @@ import pytest
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
 from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger, poll_delay
-from tests.conftest import FAST_RETRY
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import FAST_RETRY, connect_wallet, first_event
 
 
 def make_trigger(portfolio_id: str, **kwargs: Any) -> CoinStatsPortfolioSyncTrigger:
     kwargs.setdefault("poll_interval", 0.05)
     kwargs.setdefault("end_time", time.time() + 30)
     return CoinStatsPortfolioSyncTrigger(portfolio_id=portfolio_id, **kwargs)
-
-
-async def first_event(trigger: CoinStatsPortfolioSyncTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        payload: dict[str, Any] = event.payload
-        return payload
-    raise AssertionError("trigger ended without an event")
-
-
-def connect(server: Any, sync_polls: int) -> str:
-    server.state.configure(sync_polls=sync_polls)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
-    server.state.clear_requests()
-    return pid
 
 
 def polls(server: Any) -> list[int | None]:
@@ -53,7 +37,7 @@ def test_serialize_round_trip() -> None:
 
 
 def test_waits_through_409s(coinstats_conn: Any) -> None:
-    pid = connect(coinstats_conn, sync_polls=3)
+    pid = connect_wallet(coinstats_conn, sync_polls=3)
     event = asyncio.run(first_event(make_trigger(pid)))
     assert event["status"] == "synced"
     assert event["portfolio_id"] == pid
@@ -62,7 +46,7 @@ def test_waits_through_409s(coinstats_conn: Any) -> None:
 
 
 def test_survives_triggerer_restart(coinstats_conn: Any) -> None:
-    pid = connect(coinstats_conn, sync_polls=6)
+    pid = connect_wallet(coinstats_conn, sync_polls=6)
     trigger = make_trigger(pid)
 
     async def run_then_restart() -> dict[str, Any]:
@@ -88,7 +72,7 @@ def test_survives_triggerer_restart(coinstats_conn: Any) -> None:
 
 
 def test_deadline_is_enforced_by_the_trigger(coinstats_conn: Any) -> None:
-    pid = connect(coinstats_conn, sync_polls=0)
+    pid = connect_wallet(coinstats_conn, sync_polls=0)
     coinstats_conn.state.set_sync(pid, seconds=float("inf"))
     end_time = time.time() + 0.5
     event = asyncio.run(first_event(make_trigger(pid, end_time=end_time)))
@@ -99,7 +83,7 @@ def test_deadline_is_enforced_by_the_trigger(coinstats_conn: Any) -> None:
 
 
 def test_401_fails_without_polling_on(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    pid = connect(coinstats_conn, sync_polls=2)
+    pid = connect_wallet(coinstats_conn, sync_polls=2)
     monkeypatch.setenv("AIRFLOW_CONN_BAD", coinstats_conn.airflow_connection(api_key="wrong", extra=FAST_RETRY))
     event = asyncio.run(first_event(make_trigger(pid, coinstats_conn_id="bad")))
     assert event["status"] == "failed"
@@ -109,7 +93,7 @@ def test_401_fails_without_polling_on(coinstats_conn: Any, monkeypatch: pytest.M
 
 
 def test_transient_errors_within_budget_are_tolerated(coinstats_conn: Any) -> None:
-    pid = connect(coinstats_conn, sync_polls=1)
+    pid = connect_wallet(coinstats_conn, sync_polls=1)
     coinstats_conn.state.add_fault(Fault(kind="status", status=503, times=3, endpoint="portfolio_transactions"))
     event = asyncio.run(first_event(make_trigger(pid, max_consecutive_failures=3)))
     assert event["status"] == "synced"
@@ -117,7 +101,7 @@ def test_transient_errors_within_budget_are_tolerated(coinstats_conn: Any) -> No
 
 
 def test_transient_errors_beyond_budget_end_in_error(coinstats_conn: Any) -> None:
-    pid = connect(coinstats_conn, sync_polls=1)
+    pid = connect_wallet(coinstats_conn, sync_polls=1)
     coinstats_conn.state.add_fault(Fault(kind="status", status=503, endpoint="portfolio_transactions"))
     event = asyncio.run(first_event(make_trigger(pid, max_consecutive_failures=2)))
     assert event["status"] == "error"
@@ -148,7 +132,7 @@ def test_triggers_share_one_connection_lookup(coinstats_conn: Any, monkeypatch: 
         return await real(conn_id)
 
     monkeypatch.setattr(portfolio, "aget_connection", counting)
-    pids = [connect(coinstats_conn, sync_polls=1)]
+    pids = [connect_wallet(coinstats_conn, sync_polls=1)]
     coinstats_conn.state.configure(sync_polls=1)
     pids.append(CoinStatsHook().connect_wallet("0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B", "ethereum").portfolio_id)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats.export.assets import file_asset, sql_asset
-from tests.conftest import EXPORT_PATH
+from tests.helpers import export_path
 
 DATASETS = ("coins", "value", "transactions")
 
@@ -28,7 +28,7 @@ def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, coinstats_conn: A
         "AIRFLOW_CONN_COINSTATS_EXAMPLE_EXCHANGE",
         json.dumps({"conn_type": "generic", "login": "wh-key", "password": "wh-secret"}),
     )
-    shutil.rmtree(EXPORT_PATH, ignore_errors=True)
+    shutil.rmtree(export_path(), ignore_errors=True)
     return database
 
 
@@ -73,14 +73,14 @@ def test_warehouse_pipeline_loads_tables_files_and_emits_assets(
         files = result.xcom(f"export_{name}_files")
         for dataset in DATASETS:
             location = files["datasets"][dataset]["location"]
-            assert location.startswith(f"file://{EXPORT_PATH}/{dataset}/portfolio_id={pid}/")
+            assert location.startswith(f"file://{export_path()}/{dataset}/portfolio_id={pid}/")
             lines = Path(location.removeprefix("file://")).read_text().splitlines()
             assert len(lines) == counts[dataset]
             assert {json.loads(line)["portfolio_id"] for line in lines} == {pid}
 
     for dataset in DATASETS:
         sql_events = asset_events(sql_asset("coinstats_warehouse", f"coinstats_{dataset}").uri)
-        file_events = asset_events(file_asset(str(EXPORT_PATH), dataset).uri)
+        file_events = asset_events(file_asset(str(export_path()), dataset).uri)
         for events in (sql_events, file_events):
             assert sorted(e["portfolio_id"] for e in events) == sorted(portfolios.values())
             assert all(e["dataset"] == dataset and e["rows"] > 0 for e in events)

@@ -15,9 +15,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_coinstats.sandbox import Fault
-from tests.conftest import AIRFLOW_HOME, FAST_RETRY
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import FAST_RETRY, airflow_home, requests_to, statuses
 
 AIRFLOW_3_0 = Version(airflow.__version__) < Version("3.1")
 
@@ -27,14 +25,6 @@ AIRFLOW_3_0 = Version(airflow.__version__) < Version("3.1")
 reschedule_broken_on_3_0 = pytest.mark.xfail(
     AIRFLOW_3_0, reason="Airflow 3.0: first reschedule date is a str under dag.test()", strict=True
 )
-
-
-def requests_to(server: Any, endpoint: str) -> list[Any]:
-    return server.state.requests(endpoint=endpoint)
-
-
-def statuses(server: Any, endpoint: str) -> list[int | None]:
-    return [r.status for r in requests_to(server, endpoint)]
 
 
 # --- the example DAGs -------------------------------------------------------------------------------
@@ -173,7 +163,7 @@ def _db_dump(run_id: str) -> str:
 
 
 def _log_files() -> str:
-    return "\n".join(p.read_text(errors="replace") for p in Path(AIRFLOW_HOME).rglob("*.log") if p.is_file())
+    return "\n".join(p.read_text(errors="replace") for p in Path(airflow_home()).rglob("*.log") if p.is_file())
 
 
 @pytest.mark.parametrize("dag_id", ["coinstats_exchange_pipeline", "cs_test_exchange_templated"])

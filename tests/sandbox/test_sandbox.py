@@ -26,30 +26,16 @@ from airflow_provider_coinstats.api.catalog import (
     SYNC_ALL_MULTIPLIER,
 )
 from airflow_provider_coinstats.sandbox import Fault, SandboxConfig, SandboxServer
+from tests.helpers import ADDRESS, connect_wallet_http, synced_wallet_http
 
 pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin"]
 
 ROOT = Path(__file__).resolve().parents[1]
-ETH_ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 OKX_FIELDS = {"apiKey": "okx-key-value-123", "apiSecret": "okx-secret-value-456", "passphrase": "okx-pass-789"}
 
 
 def cost(name: str) -> int:
     return ENDPOINTS[name].credits
-
-
-def connect_wallet(
-    sandbox: SandboxServer, http: requests.Session, address: str = ETH_ADDRESS, connection_id: str = "ethereum"
-) -> str:
-    r = http.post(f"{sandbox.url}/portfolio/wallet", json={"address": address, "connectionId": connection_id})
-    assert r.status_code == 200, r.text
-    return str(r.json()["portfolioId"])
-
-
-def synced_wallet(sandbox: SandboxServer, http: requests.Session, **kwargs: Any) -> str:
-    pid = connect_wallet(sandbox, http, **kwargs)
-    sandbox.state.set_sync(pid, polls=0, seconds=0)
-    return pid
 
 
 def get(http: requests.Session, sandbox: SandboxServer, path: str, **params: Any) -> requests.Response:
@@ -107,12 +93,12 @@ def test_unknown_route_and_method_are_404_envelopes(sandbox: SandboxServer, http
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"address": ETH_ADDRESS, "connectionId": "ethereum", "foo": 1}, "property foo should not exist"),
-        ({"address": ETH_ADDRESS, "connectionId": "ethereum", "name": None}, "name must be a string"),
+        ({"address": ADDRESS, "connectionId": "ethereum", "foo": 1}, "property foo should not exist"),
+        ({"address": ADDRESS, "connectionId": "ethereum", "name": None}, "name must be a string"),
         ({"connectionId": "ethereum"}, "address"),
         ({"address": "", "connectionId": "ethereum"}, "address should not be empty"),
-        ({"address": ETH_ADDRESS}, "connectionId"),
-        ({"address": ETH_ADDRESS, "connectionId": "dogechain"}, "connectionId dogechain"),
+        ({"address": ADDRESS}, "connectionId"),
+        ({"address": ADDRESS, "connectionId": "dogechain"}, "connectionId dogechain"),
         ({"address": 5, "connectionId": "ethereum"}, "address must be a string"),
         ([1, 2], "JSON object"),
     ],
@@ -182,19 +168,19 @@ def test_query_validation_400s_before_lookup(
 
 def test_wallet_connect_then_existing_with_same_id(sandbox: SandboxServer, http: requests.Session) -> None:
     url = f"{sandbox.url}/portfolio/wallet"
-    first = http.post(url, json={"address": ETH_ADDRESS, "connectionId": "ethereum", "name": "Vitalik"}).json()
+    first = http.post(url, json={"address": ADDRESS, "connectionId": "ethereum", "name": "Vitalik"}).json()
     assert first["status"] == "connected"
     assert first["connectionId"] == "ethereum"
     assert len(first["portfolioId"]) == 24
     int(first["portfolioId"], 16)
     # Syncing progress must survive a reconnect ("existing" does not restart the sync).
     assert get(http, sandbox, "/portfolio/status", portfolioId=first["portfolioId"]).json() == {"status": "syncing"}
-    again = http.post(url, json={"address": ETH_ADDRESS.lower(), "connectionId": "ethereum"}).json()
+    again = http.post(url, json={"address": ADDRESS.lower(), "connectionId": "ethereum"}).json()
     assert again == {**first, "status": "existing"}
     assert get(http, sandbox, "/portfolio/status", portfolioId=first["portfolioId"]).json() == {"status": "syncing"}
     assert get(http, sandbox, "/portfolio/status", portfolioId=first["portfolioId"]).json() == {"status": "synced"}
     # Same address on another chain, or another address: new portfolios.
-    other_chain = http.post(url, json={"address": ETH_ADDRESS, "connectionId": "base-wallet"}).json()
+    other_chain = http.post(url, json={"address": ADDRESS, "connectionId": "base-wallet"}).json()
     assert other_chain["status"] == "connected"
     assert other_chain["portfolioId"] != first["portfolioId"]
     listed = get(http, sandbox, "/portfolio/list").json()["result"]
@@ -225,7 +211,7 @@ def test_exchange_connect_existing_and_expired_credentials(sandbox: SandboxServe
 
 
 def test_delete_then_reads_are_404(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     assert get(http, sandbox, "/portfolio/coins", portfolioId=pid).status_code == 200
     r = http.delete(f"{sandbox.url}/v1/portfolio/{pid}")
     assert r.json() == {"message": "Portfolio deleted successfully"}
@@ -237,7 +223,7 @@ def test_delete_then_reads_are_404(sandbox: SandboxServer, http: requests.Sessio
 
 def test_another_keys_portfolio_is_404(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.set_credits("second-key", 1000)
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     other = {"X-API-KEY": "second-key"}
     assert_envelope(
         requests.get(f"{sandbox.url}/portfolio/coins", params={"portfolioId": pid}, headers=other),
@@ -254,13 +240,13 @@ def test_another_keys_portfolio_is_404(sandbox: SandboxServer, http: requests.Se
 
 def test_409_exactly_sync_polls_times_then_200(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.configure(sync_polls=3)
-    pid = connect_wallet(sandbox, http)
+    pid = connect_wallet_http(sandbox, http)
     codes = [get(http, sandbox, "/portfolio/coins", portfolioId=pid).status_code for _ in range(5)]
     assert codes == [409, 409, 409, 200, 200]
     r = get(http, sandbox, "/v1/portfolio/value", portfolioId=pid)
     assert r.status_code == 200
 
-    pid2 = connect_wallet(sandbox, http, address="0x" + "ab" * 20)
+    pid2 = connect_wallet_http(sandbox, http, address="0x" + "ab" * 20)
     # Status polls count too, and status itself never answers 409.
     assert get(http, sandbox, "/portfolio/status", portfolioId=pid2).json() == {"status": "syncing"}
     r = get(http, sandbox, "/portfolio/transactions", portfolioId=pid2, currency="USD")
@@ -281,7 +267,7 @@ def test_409_exactly_sync_polls_times_then_200(sandbox: SandboxServer, http: req
 def test_sync_seconds_must_also_elapse(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.configure(sync_polls=0, sync_seconds=0.3)
     started = time.monotonic()
-    pid = connect_wallet(sandbox, http)
+    pid = connect_wallet_http(sandbox, http)
     assert get(http, sandbox, "/portfolio/coins", portfolioId=pid).status_code == 409
     statuses = []
     for _ in range(200):  # bounded: 200 x 20 ms is far beyond the 0.3 s sync
@@ -300,8 +286,10 @@ def test_sync_seconds_must_also_elapse(sandbox: SandboxServer, http: requests.Se
 
 
 def test_patch_sync_reenters_syncing_and_sync_all_costs_more(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
-    pid2 = synced_wallet(sandbox, http, address="bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", connection_id="bitcoin")
+    pid = synced_wallet_http(sandbox, http)
+    pid2 = synced_wallet_http(
+        sandbox, http, address="bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", connection_id="bitcoin"
+    )
     sandbox.state.configure(sync_polls=1)
     r = http.patch(f"{sandbox.url}/portfolio/sync", params={"portfolioId": pid})
     assert r.json() == {"success": True}
@@ -321,7 +309,7 @@ def test_patch_sync_reenters_syncing_and_sync_all_costs_more(sandbox: SandboxSer
 
 def test_credit_ledger_matches_catalog_and_usage(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.configure(sync_polls=0)
-    pid = connect_wallet(sandbox, http)
+    pid = connect_wallet_http(sandbox, http)
     calls = [
         ("portfolio_status", "/portfolio/status", {}),
         ("portfolio_value", "/portfolio/value", {"currency": "EUR"}),
@@ -357,7 +345,7 @@ def test_credit_ledger_matches_catalog_and_usage(sandbox: SandboxServer, http: r
 def test_406_when_credits_run_out(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.configure(sync_polls=0)
     sandbox.state.set_credits(sandbox.api_key, cost("connect_wallet") + 5)
-    pid = connect_wallet(sandbox, http)
+    pid = connect_wallet_http(sandbox, http)
     r = get(http, sandbox, "/portfolio/coins", portfolioId=pid)
     assert_envelope(r, 406, "/portfolio/coins", CREDITS_EXHAUSTED_MESSAGE)
     assert get(http, sandbox, "/portfolio/status", portfolioId=pid).status_code == 200  # 3 <= 5
@@ -373,7 +361,7 @@ def test_406_when_credits_run_out(sandbox: SandboxServer, http: requests.Session
 
 def test_status_fault_json_with_retry_after_has_no_side_effect(sandbox: SandboxServer, http: requests.Session) -> None:
     sandbox.state.add_fault(Fault("status", endpoint="connect_wallet", status=429, retry_after="2", times=1))
-    r = http.post(f"{sandbox.url}/v1/portfolio/wallet", json={"address": ETH_ADDRESS, "connectionId": "ethereum"})
+    r = http.post(f"{sandbox.url}/v1/portfolio/wallet", json={"address": ADDRESS, "connectionId": "ethereum"})
     assert_envelope(r, 429, "/v1/portfolio/wallet", "Rate limit exceeded")
     assert r.headers["Retry-After"] == "2"
     assert sandbox.state.portfolios() == []
@@ -381,7 +369,7 @@ def test_status_fault_json_with_retry_after_has_no_side_effect(sandbox: SandboxS
     record = sandbox.state.requests()[-1]
     assert (record.status, record.fault, record.credits) == (429, "status", 0)
     # times=1 expired: the retry succeeds.
-    connect_wallet(sandbox, http)
+    connect_wallet_http(sandbox, http)
     assert sandbox.state.faults() == []
 
 
@@ -410,7 +398,7 @@ def test_status_fault_without_retry_after(sandbox: SandboxServer, http: requests
 
 
 def test_times_fault_then_success(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.add_fault(Fault("status", endpoint="portfolio_coins", status=503, times=2))
     codes = [get(http, sandbox, "/portfolio/coins", portfolioId=pid).status_code for _ in range(3)]
     assert codes == [503, 503, 200]
@@ -432,7 +420,7 @@ def test_rate_fault_is_seeded(sandbox: SandboxServer, http: requests.Session) ->
 
 
 def test_fault_endpoint_glob_and_order(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.add_fault(Fault("status", endpoint="/portfolio/co*", status=418, times=1))
     sandbox.state.add_fault(Fault("status", endpoint="/portfolio/*", status=502))
     assert get(http, sandbox, "/v1/portfolio/coins", portfolioId=pid).status_code == 418
@@ -477,7 +465,7 @@ def test_request_in_flight_across_reset_leaves_no_trace(sandbox: SandboxServer) 
         try:
             requests.post(
                 f"{sandbox.url}/portfolio/wallet",
-                json={"address": ETH_ADDRESS, "connectionId": "ethereum"},
+                json={"address": ADDRESS, "connectionId": "ethereum"},
                 headers={"X-API-KEY": sandbox.api_key},
             )
         except requests.exceptions.RequestException as error:
@@ -501,7 +489,7 @@ def test_drop_is_a_transport_error_without_side_effect(
     sandbox: SandboxServer, http: requests.Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    body = {"address": ETH_ADDRESS, "connectionId": "ethereum"}
+    body = {"address": ADDRESS, "connectionId": "ethereum"}
     sandbox.state.add_fault(Fault("drop", endpoint="connect_wallet", times=2))
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         http.post(f"{sandbox.url}/portfolio/wallet", json=body)
@@ -512,12 +500,12 @@ def test_drop_is_a_transport_error_without_side_effect(
     records = sandbox.state.requests("connect_wallet")
     assert [(r.status, r.fault, r.credits) for r in records] == [(None, "drop", 0)] * 2
     # The server keeps serving on new connections, and never logged a traceback for the drops.
-    assert connect_wallet(sandbox, http)
+    assert connect_wallet_http(sandbox, http)
     assert not [r for r in caplog.records if r.name.startswith("uvicorn")]
 
 
 def test_drop_after_does_the_operation(sandbox: SandboxServer, http: requests.Session) -> None:
-    body = {"address": ETH_ADDRESS, "connectionId": "ethereum"}
+    body = {"address": ADDRESS, "connectionId": "ethereum"}
     sandbox.state.add_fault(Fault("drop_after", endpoint="connect_wallet", times=1))
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         http.post(f"{sandbox.url}/portfolio/wallet", json=body)
@@ -536,7 +524,7 @@ def test_drop_after_does_the_operation(sandbox: SandboxServer, http: requests.Se
 
 
 def test_truncate_gives_complete_http_with_incomplete_json(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.add_fault(Fault("truncate", endpoint="portfolio_coins", times=2))
     r = get(http, sandbox, "/portfolio/coins", portfolioId=pid)
     assert r.status_code == 200
@@ -571,7 +559,7 @@ def test_fault_validation() -> None:
 
 
 def test_transactions_pagination_large_portfolio(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.set_transaction_count(pid, 100_000)
 
     def page(n: int, limit: int = 100) -> list[dict[str, Any]]:
@@ -600,7 +588,7 @@ def test_transactions_pagination_large_portfolio(sandbox: SandboxServer, http: r
 
 
 def test_transactions_default_count_and_filters(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sizes = []
     all_rows: list[dict[str, Any]] = []
     for n in range(1, 5):
@@ -635,7 +623,7 @@ def test_transactions_default_count_and_filters(sandbox: SandboxServer, http: re
 
 
 def test_read_endpoint_shapes_are_deterministic(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     value = get(http, sandbox, "/portfolio/value", portfolioId=pid).json()
     assert set(value) == {
         "totalValue", "defiValue", "totalCost", "unrealizedProfitLoss", "unrealizedProfitLossPercent",
@@ -740,7 +728,7 @@ def test_admin_http_api(sandbox: SandboxServer, http: requests.Session) -> None:
     admin = f"{sandbox.url}/_sandbox"
     assert requests.post(f"{admin}/config", json={"sync_polls": 0, "transactions_per_portfolio": 5}).ok
     assert_envelope(requests.post(f"{admin}/config", json={"nope": 1}), 400, "/_sandbox/config", "nope")
-    pid = connect_wallet(sandbox, http)
+    pid = connect_wallet_http(sandbox, http)
     assert get(http, sandbox, "/portfolio/status", portfolioId=pid).json() == {"status": "synced"}
 
     portfolios = requests.get(f"{admin}/portfolios").json()

@@ -17,24 +17,15 @@ import requests
 
 from airflow_provider_coinstats.sandbox import SandboxServer
 from airflow_provider_coinstats.sandbox.data import AS_OF_MS, MAX_APPENDED, iso_ms
-from tests.test_sandbox import connect_wallet
+from tests.helpers import synced_wallet_http
 
 pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin"]
 
-ETH_ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 BTC_ADDRESS = "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"
 #: The sandbox data's fixed "now"; ISO dates in the API's format sort like the instants they name.
 NOW_ISO = iso_ms(AS_OF_MS)
 
 Tx = dict[str, Any]
-
-
-def synced_wallet(
-    sandbox: SandboxServer, http: requests.Session, address: str = ETH_ADDRESS, connection_id: str = "ethereum"
-) -> str:
-    pid = connect_wallet(sandbox, http, address, connection_id)
-    sandbox.state.set_sync(pid, polls=0, seconds=0)
-    return pid
 
 
 def page_response(
@@ -92,7 +83,7 @@ def assert_strictly_newest_first(rows: list[Tx]) -> None:
 def test_append_adds_newer_rows_on_top_and_keeps_old_ones_byte_identical(
     sandbox: SandboxServer, http: requests.Session
 ) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.set_transaction_count(pid, 23)
     before = listing(sandbox, http, pid)
     before_bytes = data_array_bytes(page_response(sandbox, http, pid))
@@ -123,7 +114,7 @@ def test_append_adds_newer_rows_on_top_and_keeps_old_ones_byte_identical(
 def test_appended_rows_look_like_the_others_and_are_deterministic(
     sandbox: SandboxServer, http: requests.Session
 ) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     old = listing(sandbox, http, pid)
     sandbox.state.append_transactions(pid, 12)
     new = listing(sandbox, http, pid)[:12]
@@ -132,7 +123,7 @@ def test_appended_rows_look_like_the_others_and_are_deterministic(
     assert all(tx["date"] > "2025-12-31T23:00:00.000Z" for tx in new)  # within the last hour
     # The same seed, portfolio and append count give the same rows after a reset.
     sandbox.state.reset()
-    pid_again = synced_wallet(sandbox, http)
+    pid_again = synced_wallet_http(sandbox, http)
     assert pid_again == pid
     assert listing(sandbox, http, pid) == old  # reset forgot the appended rows
     sandbox.state.append_transactions(pid, 5)
@@ -141,7 +132,7 @@ def test_appended_rows_look_like_the_others_and_are_deterministic(
 
 
 def test_set_transaction_count_discards_appended_rows(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.set_transaction_count(pid, 10)
     ten = listing(sandbox, http, pid)
     sandbox.state.append_transactions(pid, 5)
@@ -152,7 +143,7 @@ def test_set_transaction_count_discards_appended_rows(sandbox: SandboxServer, ht
 
 
 def test_coin_and_date_filters_agree_with_the_full_listing(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.set_transaction_count(pid, 40)
     old = listing(sandbox, http, pid, limit=100)
     sandbox.state.append_transactions(pid, 25)
@@ -184,7 +175,7 @@ def test_coin_and_date_filters_agree_with_the_full_listing(sandbox: SandboxServe
 
 
 def test_appending_up_to_the_limit_stays_before_now(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http, BTC_ADDRESS, "bitcoin")
+    pid = synced_wallet_http(sandbox, http, BTC_ADDRESS, "bitcoin")
     sandbox.state.set_transaction_count(pid, 3)
     old = listing(sandbox, http, pid)
     sandbox.state.append_transactions(pid, MAX_APPENDED - 1)
@@ -208,7 +199,7 @@ def test_appending_up_to_the_limit_stays_before_now(sandbox: SandboxServer, http
 
 
 def test_append_to_a_100k_portfolio(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     sandbox.state.set_transaction_count(pid, 100_000)
     coin = page(sandbox, http, pid, 1, 5)[0]["coinData"]["identifier"]
     first, last = page(sandbox, http, pid, 1, 50), page(sandbox, http, pid, 2000, 50)
@@ -238,7 +229,7 @@ def test_append_to_a_100k_portfolio(sandbox: SandboxServer, http: requests.Sessi
 
 def test_admin_http_append(sandbox: SandboxServer, http: requests.Session) -> None:
     admin = f"{sandbox.url}/_sandbox"
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     assert requests.post(f"{admin}/portfolios/{pid}/transactions", json={"count": 6}).ok
     before = listing(sandbox, http, pid)
 
@@ -280,7 +271,7 @@ def test_admin_http_append(sandbox: SandboxServer, http: requests.Session) -> No
 
 
 def test_append_transactions_validation(sandbox: SandboxServer, http: requests.Session) -> None:
-    pid = synced_wallet(sandbox, http)
+    pid = synced_wallet_http(sandbox, http)
     state = sandbox.state
     with pytest.raises(KeyError, match="unknown portfolio"):
         state.append_transactions("nope", 1)

@@ -16,27 +16,18 @@ from airflow_provider_coinstats._compat import (
     AirflowSensorTimeout,
 )
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
-from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.operators.portfolio import ConnectExchangeOperator, ConnectWalletOperator
 from airflow_provider_coinstats.sandbox import Fault
 from airflow_provider_coinstats.sensors.portfolio import CoinStatsPortfolioSyncSensor
-
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+from tests.helpers import ADDRESS, connect_wallet
 
 
 def sensor(portfolio_id: str, **kwargs: Any) -> CoinStatsPortfolioSyncSensor:
     return CoinStatsPortfolioSyncSensor(task_id="wait", portfolio_id=portfolio_id, **kwargs)
 
 
-def wallet(server: Any, sync_polls: int) -> str:
-    server.state.configure(sync_polls=sync_polls)
-    pid = CoinStatsHook().connect_wallet(ADDRESS, "ethereum").portfolio_id
-    server.state.clear_requests()
-    return pid
-
-
 def test_poke_not_yet_then_done(coinstats_conn: Any) -> None:
-    pid = wallet(coinstats_conn, sync_polls=1)
+    pid = connect_wallet(coinstats_conn, sync_polls=1)
     s = sensor(pid)
     assert s.poke({}) is False
     done = s.poke({})
@@ -46,7 +37,7 @@ def test_poke_not_yet_then_done(coinstats_conn: Any) -> None:
 
 @pytest.mark.parametrize("probe", ["coins", "value", "chart", "status"])
 def test_other_probes(coinstats_conn: Any, probe: str) -> None:
-    pid = wallet(coinstats_conn, sync_polls=1)
+    pid = connect_wallet(coinstats_conn, sync_polls=1)
     s = sensor(pid, probe=probe)
     assert not s.poke({})
     assert s.poke({})
@@ -54,7 +45,7 @@ def test_other_probes(coinstats_conn: Any, probe: str) -> None:
 
 @pytest.mark.parametrize(("status", "match"), [(401, "401"), (403, "403"), (406, "406"), (404, "404")])
 def test_permanent_errors_fail_without_retries(coinstats_conn: Any, status: int, match: str) -> None:
-    pid = wallet(coinstats_conn, sync_polls=0)
+    pid = connect_wallet(coinstats_conn, sync_polls=0)
     coinstats_conn.state.add_fault(Fault(kind="status", status=status, endpoint="portfolio_transactions"))
     with pytest.raises(AirflowFailException, match=match) as info:
         sensor(pid).poke({})
@@ -63,7 +54,7 @@ def test_permanent_errors_fail_without_retries(coinstats_conn: Any, status: int,
 
 
 def test_budget_of_consecutive_transient_failures(coinstats_conn: Any) -> None:
-    pid = wallet(coinstats_conn, sync_polls=0)
+    pid = connect_wallet(coinstats_conn, sync_polls=0)
     coinstats_conn.state.add_fault(Fault(kind="status", status=429, times=3, endpoint="portfolio_transactions"))
     assert sensor(pid, max_consecutive_failures=3).poke({})  # 3 in a row tolerated
     coinstats_conn.state.clear_requests()

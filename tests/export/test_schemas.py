@@ -35,8 +35,8 @@ from airflow_provider_coinstats.export import (
     transaction_row_key,
 )
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+from tests.helpers import ADDRESS
 
-ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 DATASET_NAMES = ("coins", "value", "chart", "transactions", "defi", "snapshot_items", "pl_history")
 
