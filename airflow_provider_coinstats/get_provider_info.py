@@ -1,15 +1,18 @@
 """Provider metadata for Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
 ProvidersManager imports this in the scheduler, API server, triggerer and every worker, so it
-imports nothing but the dependency-free :mod:`.config`. ``package-name`` must equal the
-distribution name or discovery fails for the whole installation.
+imports only dependency-free modules: :mod:`.config`, the connection form's definition and the
+package's ``__version__`` (the one place the version is written; the build reads it too).
+``package-name`` must equal the distribution name or discovery fails for the whole installation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_coinstats import __version__
 from airflow_provider_coinstats.config import provider_config
+from airflow_provider_coinstats.hooks.connection_form import conn_fields, ui_field_behaviour
 
 _PKG = "airflow_provider_coinstats"
 _HOOK = f"{_PKG}.hooks.coinstats.CoinStatsHook"
@@ -24,7 +27,7 @@ def get_provider_info() -> dict[str, Any]:
             "Connect wallets and exchange accounts to CoinStats, wait for sync, "
             "and load portfolio data into files and SQL tables."
         ),
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "CoinStats",
@@ -37,31 +40,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "coinstats",
                 "hook-class-name": _HOOK,
                 "hook-name": "CoinStats",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["login", "schema", "port"],
-                    "relabeling": {"password": "API Key", "host": "Base URL"},
-                    "placeholders": {
-                        "host": "https://openapiv1.coinstats.app",
-                        "password": "your CoinStats API key",
-                    },
-                },
-                "conn-fields": {
-                    "timeout": {
-                        "label": "Timeout (seconds per request)",
-                        "description": "Read and connect timeout of every request. Default 30.",
-                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 30},
-                    },
-                    "max_attempts": {
-                        "label": "Max attempts per call",
-                        "description": "Attempts for retryable failures (429, 5xx, timeouts). Default 5.",
-                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 5},
-                    },
-                    "auth_type": {
-                        "label": "Auth header",
-                        "description": "x-api-key (default) sends X-API-KEY; bearer sends Authorization: Bearer.",
-                        "schema": {"type": ["string", "null"], "enum": ["x-api-key", "bearer", None]},
-                    },
-                },
+                "ui-field-behaviour": ui_field_behaviour(),
+                "conn-fields": conn_fields(),
             }
         ],
         "hooks": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.hooks.coinstats"]}],

@@ -6,23 +6,32 @@ read a connection the same way. Nothing here does I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from airflow_provider_coinstats.api.catalog import BASE_URL
+from airflow_provider_coinstats.api.connection_fields import FIELDS, ConnectionField
 from airflow_provider_coinstats.exceptions import CoinStatsConfigError
 
 AuthType = Literal["x-api-key", "bearer"]
 
-DEFAULT_TIMEOUT: Final = 30.0
-DEFAULT_MAX_ATTEMPTS: Final = 5
+
+def _declared_default(name: str) -> float:
+    return float(cast(float, FIELDS[name].default))
+
+
+DEFAULT_TIMEOUT: Final = _declared_default("timeout")
+DEFAULT_MAX_ATTEMPTS: Final = int(_declared_default("max_attempts"))
 
 
 @dataclass(frozen=True)
 class RetrySettings:
     """Bounds of the retry policy; all in seconds except ``max_attempts``.
+
+    Defaults are the connection fields' declared defaults.
 
     Example::
 
@@ -30,10 +39,10 @@ class RetrySettings:
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-    retry_after_max: float = 60.0
-    max_retry_time: float = 300.0
+    backoff_base: float = _declared_default("backoff_base")
+    backoff_max: float = _declared_default("backoff_max")
+    retry_after_max: float = _declared_default("retry_after_max")
+    max_retry_time: float = _declared_default("max_retry_time")
 
 
 @dataclass(frozen=True)
@@ -83,29 +92,21 @@ class ClientSettings:
                 f"Connection {conn_id!r}: the API key (password field) is empty; "
                 "put your CoinStats API key in the connection's password."
             )
-        extra = dict(extra or {})
-        auth_type = str(extra.get("auth_type") or "x-api-key").lower()
-        if auth_type not in ("x-api-key", "bearer"):
-            raise CoinStatsConfigError(
-                f"Connection {conn_id!r}: extra 'auth_type' must be 'x-api-key' or 'bearer', got {auth_type!r}"
-            )
-        defaults = RetrySettings()
+        values = read_extras(extra, conn_id)
         retry = RetrySettings(
-            max_attempts=int(_number(extra, "max_attempts", defaults.max_attempts, conn_id, minimum=1)),
-            backoff_base=_number(extra, "backoff_base", defaults.backoff_base, conn_id),
-            backoff_max=_number(extra, "backoff_max", defaults.backoff_max, conn_id),
-            retry_after_max=_number(extra, "retry_after_max", defaults.retry_after_max, conn_id),
-            max_retry_time=_number(extra, "max_retry_time", defaults.max_retry_time, conn_id),
+            max_attempts=values["max_attempts"],
+            backoff_base=values["backoff_base"],
+            backoff_max=values["backoff_max"],
+            retry_after_max=values["retry_after_max"],
+            max_retry_time=values["max_retry_time"],
         )
         return cls(
             base_url=resolve_base_url(host, schema=schema, port=port, conn_id=conn_id),
             api_key=password.strip(),
-            auth_type="bearer" if auth_type == "bearer" else "x-api-key",
-            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001),
+            auth_type="bearer" if values["auth_type"] == "bearer" else "x-api-key",
+            timeout=values["timeout"],
             retry=retry,
-            portfolio_url_template=str(extra["portfolio_url_template"])
-            if extra.get("portfolio_url_template")
-            else None,
+            portfolio_url_template=values["portfolio_url_template"],
         )
 
 
@@ -134,17 +135,81 @@ def with_max_attempts(settings: ClientSettings, max_attempts: int | None) -> Cli
     return replace(settings, retry=replace(settings.retry, max_attempts=max_attempts))
 
 
-def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str, minimum: float = 0.0) -> float:
-    raw = extra.get(key)
-    if raw is None or raw == "":
-        return float(default)
+def read_extras(extra: Mapping[str, Any] | None, conn_id: str) -> dict[str, Any]:
+    """Every declared extra (:data:`~.connection_fields.FIELDS`), parsed; an undeclared key is refused.
+
+    A misspelt key (``max_attemps``) would otherwise be ignored without a word, and the task would
+    run with a retry budget nobody chose. Only the key is named in the error, never a value.
+
+    Example::
+
+        read_extras({"timeout": "2.5"}, "coinstats_default")["timeout"]  # -> 2.5
+    """
+    extra = extra or {}
+    unknown = sorted(str(key) for key in extra if key not in FIELDS)
+    if unknown:
+        raise CoinStatsConfigError(
+            f"Connection {conn_id!r}: unknown extra {', '.join(map(repr, unknown))}; "
+            f"a coinstats connection reads only {', '.join(FIELDS)}"
+        )
+    values: dict[str, Any] = {}
+    for name, field in FIELDS.items():
+        try:
+            values[name] = parse_extra(field, extra.get(name))
+        except ValueError as err:
+            raise CoinStatsConfigError(
+                f"Connection {conn_id!r}: extra {name!r} {err}, got {extra.get(name)!r}"
+            ) from None
+    return values
+
+
+def parse_extra(field: ConnectionField, raw: Any) -> Any:
+    """One extra's value by its declared type and bounds; empty means the declared default.
+
+    Raises ``ValueError`` saying what the value must be (the legacy form's validator reuses it).
+
+    Example::
+
+        parse_extra(FIELDS["max_attempts"], "3")  # -> 3
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return field.default
+    if field.type == "string":
+        if not field.enum:
+            return str(raw)
+        value = str(raw).lower()
+        if value not in field.enum:
+            raise ValueError(f"must be one of {', '.join(map(repr, field.enum))}")
+        return value
+    if isinstance(raw, bool):  # JSON true is not a count or a number of seconds
+        raise ValueError("must be a number")
+    number = _whole_number(raw) if field.type == "integer" else _finite_number(raw)
+    if field.minimum is not None and number < field.minimum:
+        raise ValueError(f"must be >= {field.minimum:g}")
+    return number
+
+
+def _finite_number(raw: Any) -> float:
     try:
-        value = float(raw)
+        number = float(raw)
     except (TypeError, ValueError):
-        raise CoinStatsConfigError(f"Connection {conn_id!r}: extra {key!r} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise CoinStatsConfigError(f"Connection {conn_id!r}: extra {key!r} must be >= {minimum}, got {raw!r}")
-    return value
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _whole_number(raw: Any) -> int:
+    """An int, an integral float (JSON ``5.0``) or the text of an int, as a form's integer field reads it."""
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise ValueError("must be a whole number")
+        return int(raw)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        _finite_number(raw)  # says "a number" when it is not one at all
+        raise ValueError("must be a whole number") from None
 
 
 def is_loopback(hostname: str) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_coinstats._compat import BaseHook, mask_secret
 from airflow_provider_coinstats.api import builders
-from airflow_provider_coinstats.api.catalog import BASE_URL, MAX_PAGE_LIMIT
+from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
 from airflow_provider_coinstats.api.settings import (
     ClientSettings,
     settings_from_connection,
@@ -391,40 +391,17 @@ class CoinStatsHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {"host": BASE_URL, "password": "your CoinStats API key"},
-        }
+        """Airflow 3.0/3.1 only (3.2+ reads the provider info); built from the one field table."""
+        from airflow_provider_coinstats.hooks.connection_form import legacy_ui_field_behaviour
+
+        return legacy_ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        try:
-            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-            from flask_babel import lazy_gettext
-            from wtforms import IntegerField, StringField
-            from wtforms.validators import NumberRange, Optional
-        except ImportError:  # no FAB UI installed: the declarative fields are used
-            return {}
-        return {
-            "timeout": IntegerField(
-                lazy_gettext("Timeout (seconds per request)"),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=1)],
-                default=30,
-            ),
-            "max_attempts": IntegerField(
-                lazy_gettext("Max attempts per call"),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=1)],
-                default=5,
-            ),
-            "auth_type": StringField(
-                lazy_gettext("Auth header (x-api-key or bearer)"),
-                widget=BS3TextFieldWidget(),
-                default="x-api-key",
-            ),
-        }
+        """Airflow 3.0/3.1 only (3.2+ reads the provider info); built from the one field table."""
+        from airflow_provider_coinstats.hooks.connection_form import legacy_form_widgets
+
+        return legacy_form_widgets()
 
 
 def _page_fingerprint(items: list[Any]) -> tuple[int, str, str] | None:
