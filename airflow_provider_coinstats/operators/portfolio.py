@@ -12,15 +12,13 @@ Importing this module is cheap: the hook (and ``requests``) are loaded inside ``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_coinstats._compat import AirflowFailException
 from airflow_provider_coinstats.api import builders
-from airflow_provider_coinstats.exceptions import PERMANENT_ERRORS, CoinStatsValidationError
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.links.portfolio import (
     PORTFOLIO_URL_XCOM_KEY,
     CoinStatsPortfolioLink,
@@ -40,21 +38,13 @@ from airflow_provider_coinstats.sync_probe import (
     validate_poll_interval,
     validate_probe,
 )
+from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context, XComArg
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook, ConnectResult
-
-
-@contextmanager
-def fail_fast_on_permanent_errors() -> Iterator[None]:
-    """Errors no retry can fix (bad input, wrong key, plan, credits) fail without task retries."""
-    try:
-        yield
-    except PERMANENT_ERRORS as error:
-        raise AirflowFailException(str(error)) from None
 
 
 def closest(value: str, choices: Sequence[str], n: int = 3) -> list[str]:

@@ -27,7 +27,7 @@ from airflow_provider_coinstats.export.extract import (
     stopping_reads,
     validate_datasets,
 )
-from airflow_provider_coinstats.operators.portfolio import fail_fast_on_permanent_errors
+from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
