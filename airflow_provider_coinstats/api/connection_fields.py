@@ -3,8 +3,8 @@
 Three things are built from this table and nothing else, so they cannot disagree: the
 connection parser (:mod:`.settings`), the declarative form Airflow 3.2+ reads from the provider
 info (``conn-fields``, ``ui-field-behaviour``) and the hook's legacy form for Airflow 3.0/3.1
-(:mod:`airflow_provider_coinstats.hooks.connection_form`). Pure data: it imports nothing but the
-endpoint catalog, because ProvidersManager loads it in every Airflow process.
+(:mod:`airflow_provider_coinstats.hooks.connection_form`). Pure data that imports nothing:
+ProvidersManager loads it in every Airflow process (Airflow 3.3 even on ``import airflow.sdk``).
 
 Example::
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from types import MappingProxyType
 from typing import Final, Literal, NamedTuple
-
-from airflow_provider_coinstats.api.catalog import BASE_URL
 
 FieldType = Literal["integer", "number", "string"]
 Default = int | float | str | None
@@ -118,4 +116,9 @@ FIELDS: Final = MappingProxyType({field.name: field for field in _FIELDS})
 #: Standard connection fields: the key is the password, the base URL the host; nothing else is used.
 HIDDEN_FIELDS: Final = ("login", "schema", "port")
 RELABELING: Final = MappingProxyType({"password": "API Key", "host": "Base URL"})
-PLACEHOLDERS: Final = MappingProxyType({"host": BASE_URL, "password": "your CoinStats API key"})
+#: The host placeholder is the public API's address, ``catalog.BASE_URL`` (a test keeps them equal):
+#: importing the endpoint catalog here would add its cost to every Airflow process, since
+#: ProvidersManager loads the provider info, and this, wherever Airflow starts.
+PLACEHOLDERS: Final = MappingProxyType(
+    {"host": "https://openapiv1.coinstats.app", "password": "your CoinStats API key"}
+)

@@ -25,7 +25,6 @@ from airflow_provider_coinstats.api.connection_fields import (
     RELABELING,
     ConnectionField,
 )
-from airflow_provider_coinstats.api.settings import parse_extra
 
 
 def json_schema(field: ConnectionField) -> dict[str, Any]:
@@ -97,6 +96,10 @@ class _ParsedAs:
         self.error = error
 
     def __call__(self, form: Any, wtf_field: Any) -> None:
+        # Imported here: the provider info imports this module in every Airflow process, the
+        # parser only matters when a legacy form is validated.
+        from airflow_provider_coinstats.api.settings import parse_extra
+
         try:
             parse_extra(self.field, wtf_field.data)
         except ValueError as err:

@@ -21,6 +21,7 @@ import pytest
 from packaging.version import Version
 from wtforms import Form, IntegerField, StringField
 
+from airflow_provider_coinstats.api.catalog import BASE_URL
 from airflow_provider_coinstats.api.connection_fields import FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings, parse_extra, read_extras
 from airflow_provider_coinstats.exceptions import CoinStatsConfigError
@@ -78,6 +79,11 @@ def test_the_ui_shows_the_declared_types_bounds_and_choices(ui_form: dict[str, A
     assert parse_extra(FIELDS["timeout"], "0.5") == 0.5
     if DECLARATIVE:
         assert extra["timeout"]["schema"]["type"] == ["number", "null"]
+
+
+def test_the_host_placeholder_is_the_public_api() -> None:
+    """Written out in the field table so the provider info does not import the endpoint catalog."""
+    assert PLACEHOLDERS["host"] == BASE_URL
 
 
 def test_the_ui_hides_and_relabels_the_standard_fields(ui_form: dict[str, Any]) -> None:
