@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.helpers import ROOT
 
-NOISY = '''
+NOISY = """
 import logging, sys, warnings
 
 import airflow.sdk  # sets up Airflow's console logging, as importing the provider does
@@ -36,7 +36,7 @@ def main():
     late.warning("NOISE-late-handler")
     print("NOISE-raw-stderr", file=sys.stderr)
     print("SUMMARY ratio 1.00")
-'''
+"""
 
 RUNNER = """
 import sys
