@@ -164,3 +164,58 @@ def poll_until(condition: Callable[[], bool], deadline: float, interval: float =
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def listening_sockets(pids: Iterable[int]) -> list[tuple[int, str]]:
+    """``(pid, "address:port")`` of every listening TCP socket the processes hold, from ``/proc``.
+
+    Reads ``/proc/net/tcp`` and ``tcp6`` for sockets in state LISTEN, then each process's file
+    descriptors for those sockets' inodes, so it needs no ``ss``/``netstat`` and names the owner.
+    """
+    listening: dict[str, str] = {}  # socket inode -> address
+    for table, family in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 6)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                listening[fields[9]] = _proc_net_address(fields[1], family)
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # exited, or not ours to read
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in listening:
+                found.append((pid, listening[target[8:-1]]))
+    return sorted(set(found))
+
+
+def _proc_net_address(field: str, family: int) -> str:
+    """``/proc/net/tcp``'s ``HEXADDR:HEXPORT`` (little-endian 32-bit words) as ``address:port``."""
+    import ipaddress
+
+    address, port = field.split(":")
+    raw = bytes.fromhex(address)
+    # The kernel prints each 32-bit word in host (little-endian) order.
+    host = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.IPv4Address(host) if family == 4 else ipaddress.IPv6Address(host)
+    return f"[{ip}]:{int(port, 16)}" if family == 6 else f"{ip}:{int(port, 16)}"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address:port`` (``[v6]:port`` too) is on a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    host = address.rsplit(":", 1)[0].strip("[]")
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
