@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml Makefile
 test: venv
 	$(BIN)/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
-# A real multi-process deployment on loopback (PostgreSQL, LocalExecutor, scheduler, dag-processor,
-# triggerer, api-server, the sandbox), driven through the REST API: tests/e2e/. Prints each stage's time.
+# Real multi-process deployments on loopback, driven through the REST API (tests/e2e/): the deferral
+# race on LocalExecutor, then the example DAGs on CeleryExecutor with Redis (.ci/redis.sh) and
+# PostgreSQL, and the UI in Debian's chromium (.ci/chromium.sh; both apt-installed when missing).
+# Prints each stage's time. COINSTATS_E2E_SCREENSHOTS=docs/images refreshes the README's screenshots.
 e2e: venv
 	COINSTATS_E2E=1 $(BIN)/python -m pytest -q -s -m e2e --timeout 900 -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
