@@ -1,7 +1,7 @@
 """Export CoinStats portfolio data to warehouses: flat, documented record schemas per dataset.
 
-:mod:`.schemas` defines the columns and keys of each dataset and the pure functions that turn
-CoinStats JSON into flat rows; file and SQL destinations build on it. Importing this package is
+:mod:`.schemas` documents the columns and keys of each dataset and gathers the public names of
+the modules that turn CoinStats JSON into flat rows; file and SQL destinations build on them. Importing this package is
 cheap (standard library only), so operator modules can use it at DAG-parse time.
 
 Example::
@@ -12,38 +12,7 @@ Example::
     lines = [json.dumps(to_jsonable(row)) for row in rows]
 """
 
-from airflow_provider_coinstats.export.schemas import (
-    DATASETS,
-    Column,
-    ColumnType,
-    DatasetSchema,
-    DefiPosition,
-    SnapshotBalance,
-    defi_positions,
-    flatten,
-    flatten_value,
-    get_schema,
-    iter_records,
-    iter_rows,
-    snapshot_balances,
-    to_jsonable,
-    transaction_row_key,
-)
+from airflow_provider_coinstats.export import schemas
+from airflow_provider_coinstats.export.schemas import *  # noqa: F403 - the public names, listed once there
 
-__all__ = [
-    "DATASETS",
-    "Column",
-    "ColumnType",
-    "DatasetSchema",
-    "DefiPosition",
-    "SnapshotBalance",
-    "defi_positions",
-    "flatten",
-    "flatten_value",
-    "get_schema",
-    "iter_records",
-    "iter_rows",
-    "snapshot_balances",
-    "to_jsonable",
-    "transaction_row_key",
-]
+__all__ = schemas.__all__

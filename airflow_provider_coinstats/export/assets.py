@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from airflow_provider_coinstats.export.columns import get_schema
 from airflow_provider_coinstats.export.files import base_uri
-from airflow_provider_coinstats.export.schemas import get_schema
 from airflow_provider_coinstats.export.sql import validate_table_name
 
 

@@ -25,7 +25,7 @@ A file appears whole or not at all, and a failed run leaves the previous file in
 * If cleaning up after a failure fails too (``discard``/``unlink`` raising), that is logged as
   a warning and the original error propagates.
 
-Values are written as :func:`~airflow_provider_coinstats.export.schemas.to_jsonable` renders
+Values are written as :func:`~airflow_provider_coinstats.export.render.to_jsonable` renders
 them: decimals as plain digit strings (exact; no float rounding), timestamps as UTC ISO-8601
 with ``Z``. CSV follows RFC 4180: a header row, ``\r\n`` line ends, and fields holding a comma,
 quote, ``\r`` or ``\n`` quoted; ``None`` is an empty field and booleans are ``true``/``false``.
@@ -48,7 +48,6 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import uuid
@@ -57,7 +56,8 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from urllib.parse import quote
 
 from airflow_provider_coinstats.exceptions import CoinStatsDestinationError, CoinStatsValidationError
-from airflow_provider_coinstats.export.schemas import get_schema, to_jsonable
+from airflow_provider_coinstats.export.columns import get_schema
+from airflow_provider_coinstats.export.render import jsonl_encoder, to_jsonable
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -161,10 +161,10 @@ def _csv_text(value: Any) -> Any:
 def _write(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
     count = 0
     if file_format == "jsonl":
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        line = jsonl_encoder()
         lines: list[str] = []
         for row in rows:
-            lines.append(dumps(to_jsonable(row)))
+            lines.append(line(row))
             if len(lines) >= _LINES_PER_WRITE:
                 handle.write("\n".join(lines) + "\n")
                 count += len(lines)

@@ -55,7 +55,8 @@ from airflow_provider_coinstats.exceptions import (
     CoinStatsError,
     CoinStatsValidationError,
 )
-from airflow_provider_coinstats.export.schemas import DatasetSchema, get_schema
+from airflow_provider_coinstats.export.columns import DatasetSchema, get_schema
+from airflow_provider_coinstats.export.values import plain_digits, remember_last
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -108,14 +109,31 @@ def validate_table_name(field: str, name: object) -> str:
     return name
 
 
+#: Types sqlite3 binds as they are.
+_SQLITE_NATIVE: Final = frozenset({str, int, bool, float, bytes, type(None)})
+
+
 def _sqlite_value(value: Any) -> Any:
     # sqlite3 binds neither Decimal nor aware datetimes. NUMERIC affinity turns the digit string
     # into the same number; fixed-width ISO text keeps MAX(date) and ORDER BY correct.
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return plain_digits(value)
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds")
     return value
+
+
+_sqlite_extracted_at: Final = remember_last(_sqlite_value)
+
+
+def _sqlite_row(row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    # Once per cell of every row loaded: native types pass with one set lookup. Every schema
+    # starts with portfolio_id, extracted_at, and a run's rows share one extracted_at object.
+    cells = [
+        v if type(v) in _SQLITE_NATIVE else plain_digits(v) if type(v) is Decimal else _sqlite_value(v)
+        for v in map(row.__getitem__, names[2:])
+    ]
+    return (row[names[0]], _sqlite_extracted_at(row[names[1]]), *cells)
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
@@ -357,10 +375,9 @@ class SqlTable:
         return read
 
     def _values(self, row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
-        adapt = self._adapt
-        if adapt is None:
-            return tuple(row[name] for name in names)
-        return tuple(adapt(row[name]) for name in names)
+        if self._adapt is None:
+            return tuple(map(row.__getitem__, names))
+        return _sqlite_row(row, names)
 
     def _unique(self, batch: list[dict[str, Any]], portfolio_id: str) -> list[dict[str, Any]]:
         # Pages can overlap when new transactions arrive mid-export; the last copy of a key wins.
