@@ -20,6 +20,6 @@ plugin ``airflow_provider_coinstats.sandbox.pytest_plugin``.
 from airflow_provider_coinstats.sandbox.config import SandboxConfig
 from airflow_provider_coinstats.sandbox.faults import Fault
 from airflow_provider_coinstats.sandbox.server import SandboxServer
-from airflow_provider_coinstats.sandbox.state import RequestRecord, SandboxState
+from airflow_provider_coinstats.sandbox.state import RequestRecord, SandboxState, SharedPortfolio
 
-__all__ = ["Fault", "RequestRecord", "SandboxConfig", "SandboxServer", "SandboxState"]
+__all__ = ["Fault", "RequestRecord", "SandboxConfig", "SandboxServer", "SandboxState", "SharedPortfolio"]

@@ -29,7 +29,7 @@ from airflow_provider_coinstats.api.catalog import (
 )
 from airflow_provider_coinstats.api.settings import is_loopback
 from airflow_provider_coinstats.sandbox.faults import Fault
-from airflow_provider_coinstats.sandbox.handlers import Call, envelope, execute
+from airflow_provider_coinstats.sandbox.handlers import Call, envelope, execute, log_label
 from airflow_provider_coinstats.sandbox.state import SandboxState
 
 ADMIN_PREFIX = "/_sandbox"
@@ -183,7 +183,8 @@ def _api_route(state: SandboxState, endpoint: Endpoint) -> Callable[[Request], A
     async def route(request: Request) -> Response:
         path = request.url.path
         query = dict(request.query_params)
-        hint = request.path_params.get("portfolioId") or query.get("portfolioId") or None
+        # A shared read is logged as "shared:<label>": the token never reaches the log.
+        hint = log_label(state, query, request.headers, request.path_params.get("portfolioId"))
 
         def log(status: int | None, credits: int = 0, fault: str | None = None, pid: str | None = hint) -> None:
             state.record(
@@ -405,6 +406,25 @@ def _add_admin_routes(app: FastAPI, state: SandboxState) -> None:
             raise _AdminError("count is required")
         state.append_transactions(request.path_params["portfolio_id"], body["count"])
         return {"ok": True}
+
+    @admin("POST", "/shared")
+    async def create_shared(request: Request) -> Any:
+        body = await _admin_body(request)
+        unknown = set(body) - {"label", "transactions", "passcode", "shareToken"}
+        if unknown:
+            raise _AdminError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        share = state.create_shared(
+            body.get("label"),
+            transactions=body.get("transactions"),
+            passcode=body.get("passcode", True),
+            share_token=body.get("shareToken"),
+        )
+        # The one admin answer that carries secrets: the caller needs them to read the portfolio.
+        return share.to_dict()
+
+    @admin("GET", "/shared")
+    async def list_shared(request: Request) -> Any:
+        return state.shared()
 
     @admin("GET", "/credits")
     async def credits(request: Request) -> Any:

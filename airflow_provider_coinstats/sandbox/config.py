@@ -9,6 +9,8 @@ from typing import Any, Final
 
 DEFAULT_API_KEY: Final = "sandbox-api-key"
 DEFAULT_CREDITS: Final = 1_000_000
+#: The plan that may read portfolios by share token ("only available for users with a Degen plan").
+SHARE_PLAN: Final = "Degen"
 
 #: Fields that :meth:`SandboxState.configure` and ``POST /_sandbox/config`` may change.
 CONFIG_FIELDS: Final = (
@@ -19,6 +21,7 @@ CONFIG_FIELDS: Final = (
     "transactions_per_portfolio",
     "seed",
     "subscription",
+    "plans",
 )
 
 
@@ -34,6 +37,8 @@ class SandboxConfig:
     A portfolio is "syncing" after connect or PATCH /portfolio/sync until it has been polled
     ``sync_polls`` times *and* ``sync_seconds`` have passed (``float("inf")`` = never syncs).
     ``latency`` is added to every API response without blocking the server's event loop.
+    ``subscription`` is every key's plan unless ``plans`` names another one for that key; reading
+    a shared portfolio (share token) needs the plan :data:`SHARE_PLAN` ("Degen").
 
     Example::
 
@@ -47,6 +52,7 @@ class SandboxConfig:
     transactions_per_portfolio: int = 57
     seed: int = 7
     subscription: str = "PRO"
+    plans: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,6 +78,14 @@ class SandboxConfig:
             raise ValueError("seed must be an integer")
         if not isinstance(self.subscription, str):
             raise ValueError("subscription must be a string")
+        if not isinstance(self.plans, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.plans.items()
+        ):
+            raise ValueError("plans must be a dict of API key -> plan name")
+
+    def plan(self, api_key: str) -> str:
+        """The plan of ``api_key``: its entry in ``plans``, else ``subscription``."""
+        return self.plans.get(api_key, self.subscription)
 
     @property
     def first_key(self) -> str:
@@ -81,6 +95,9 @@ class SandboxConfig:
         """The config as JSON-able data with API keys replaced by labels ("key-1", ...)."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["api_keys"] = {key_label(i): total for i, total in enumerate(self.api_keys.values())}
+        labels = {key: key_label(i) for i, key in enumerate(self.api_keys)}
+        # A plan for a key that is not (yet) configured is kept but never shown by its key.
+        out["plans"] = {labels[key]: plan for key, plan in self.plans.items() if key in labels}
         if math.isinf(self.sync_seconds):
             # JSON has no infinity; the admin API accepts the same spelling back.
             out["sync_seconds"] = "inf"

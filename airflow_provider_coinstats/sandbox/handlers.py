@@ -6,9 +6,20 @@ auth (401) -> validation (400) -> credits (406) -> portfolio lookup (404) -> not
 
 Deliberate deviations from the real API (documented so nobody mistakes them for facts):
 
-* Portfolio data reads and ``GET /portfolio/status`` *require* ``portfolioId``
-  (400 "portfolioId is required"). The real API aggregates every API-connected portfolio when it
-  is omitted and also accepts share tokens; the sandbox supports neither.
+* Portfolio data reads *require* ``portfolioId`` or a share token, and ``GET /portfolio/status``
+  requires ``portfolioId`` (400 "portfolioId is required"). The real API aggregates every
+  API-connected portfolio when both are omitted; the sandbox does not.
+* Share tokens (a portfolio the user keeps in the CoinStats app, see
+  ``SandboxState.create_shared``) are read from the ``sharetoken`` header or the ``shareToken`` /
+  ``sharetoken`` query parameter, the passcode from the ``passcode`` header or query parameter;
+  headers win. The docs name no status for a bad token or passcode: the sandbox answers **403**
+  (not 401, which clients read as "bad API key") with "Invalid share token" or "Invalid passcode"
+  (missing counts as wrong). A key whose plan is not "Degen" gets 403 :data:`SHARE_PLAN_MESSAGE`,
+  checked before the token so a non-Degen key learns nothing about tokens. ``portfolioId`` and a
+  share token together -> 400 (the docs say "pass one"). ``/portfolio/pl/history`` (MCP-only,
+  documented with ``portfolioId`` only) accepts a share token like the other reads. A shared
+  portfolio is created synced (the app keeps it synced) but can be put back into syncing with
+  ``set_sync``; reads then answer 409 like any other portfolio's.
 * ``GET /portfolio/pl/history``'s response shape is not published upstream; the sandbox answers
   ``{"result": [{date, profitLoss, profitLossPercent, value, netFlow}]}``.
 * ``currency`` must be one of :data:`data.FX` (a fixed table), otherwise 400.
@@ -39,12 +50,54 @@ from airflow_provider_coinstats.api.catalog import (
     Endpoint,
 )
 from airflow_provider_coinstats.sandbox import data
-from airflow_provider_coinstats.sandbox.state import Account, SandboxState, _Portfolio, secret_hash
+from airflow_provider_coinstats.sandbox.config import SHARE_PLAN
+from airflow_provider_coinstats.sandbox.state import (
+    Account,
+    SandboxState,
+    _Portfolio,
+    passcode_matches,
+    secret_hash,
+)
 
 DEFAULT_LIMIT = 20
 EXCHANGE_EXPIRED_MESSAGE = "Exchange credentials expired"
 #: A connectionFields.apiKey with this value makes the "exchange" reject the credentials.
 EXPIRED_EXCHANGE_KEY = "expired"
+#: The docs' wording for share-token reads on another plan.
+SHARE_PLAN_MESSAGE = (
+    f"Forbidden resource: reading a portfolio by shareToken is only available for users with a {SHARE_PLAN} plan"
+    " subscription"
+)
+INVALID_SHARE_TOKEN_MESSAGE = "Invalid share token"
+INVALID_PASSCODE_MESSAGE = "Invalid passcode"
+BOTH_SELECTORS_MESSAGE = "Pass either portfolioId or a share token, not both"
+
+
+@dataclass(frozen=True)
+class ShareSelector:
+    """A share token and passcode taken from a request (kept out of ``repr``: both are secrets)."""
+
+    token: str = field(repr=False)
+    passcode: str | None = field(repr=False)
+
+
+def share_selector(query: Mapping[str, str], headers: Mapping[str, str]) -> ShareSelector | None:
+    """The share token (+ passcode) of a request in any documented spelling, or None."""
+    token = headers.get("sharetoken") or query.get("shareToken") or query.get("sharetoken")
+    if not token:
+        return None
+    return ShareSelector(token, headers.get("passcode") or query.get("passcode") or None)
+
+
+def log_label(
+    state: SandboxState, query: Mapping[str, str], headers: Mapping[str, str], path_id: str | None
+) -> str | None:
+    """What the request log names as the portfolio: its id, ``shared:<label>`` or None; never a token."""
+    portfolio_id = path_id or query.get("portfolioId")
+    if portfolio_id:
+        return portfolio_id
+    share = share_selector(query, headers)
+    return state.share_label(share.token) if share is not None else None
 
 
 class ApiError(Exception):
@@ -73,8 +126,8 @@ class Call:
     path_params: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def portfolio_hint(self) -> str | None:
-        return self.path_params.get("portfolioId") or self.query.get("portfolioId") or None
+    def share(self) -> ShareSelector | None:
+        return share_selector(self.query, self.headers)
 
 
 @dataclass(frozen=True)
@@ -91,6 +144,7 @@ class _Parsed:
     cost: int | None = None  # None = the catalog price
     params: dict[str, Any] = field(default_factory=dict)
     created_id: str | None = None  # set by connect actions, for the request log
+    share: ShareSelector | None = None  # set instead of portfolio_id for a shared portfolio
 
 
 _Action = Callable[[Account, _Parsed, _Portfolio | None, bool], Callable[[], Any]]
@@ -98,24 +152,28 @@ _Action = Callable[[Account, _Parsed, _Portfolio | None, bool], Callable[[], Any
 
 def execute(state: SandboxState, endpoint: Endpoint, call: Call) -> Outcome:
     """Run one API request against the state and say what to answer."""
-    portfolio_id = call.portfolio_hint
+    portfolio_id = log_label(state, call.query, call.headers, call.path_params.get("portfolioId"))
     try:
         api_key = authenticate(state, call.headers)
         parsed = _PARSERS[endpoint.name](call)
         with state.account(api_key) as account:
+            if parsed.share is not None and account.plan() != SHARE_PLAN:
+                raise ApiError(403, SHARE_PLAN_MESSAGE)
             cost = endpoint.credits if parsed.cost is None else parsed.cost
             if account.remaining() < cost:
                 raise ApiError(406, CREDITS_EXHAUSTED_MESSAGE)
             portfolio = None
             syncing = False
-            if parsed.portfolio_id is not None:
+            if parsed.share is not None:
+                portfolio = _find_shared(account, parsed.share)
+            elif parsed.portfolio_id is not None:
                 portfolio = account.find(parsed.portfolio_id)
                 if portfolio is None:
                     raise ApiError(404, "Portfolio not found")
-                if endpoint.waits_for_sync or endpoint.name == "portfolio_status":
-                    syncing = account.poll(portfolio)
-                    if syncing and endpoint.waits_for_sync:
-                        raise ApiError(409, NOT_SYNCED_MESSAGE)
+            if portfolio is not None and (endpoint.waits_for_sync or endpoint.name == "portfolio_status"):
+                syncing = account.poll(portfolio)
+                if syncing and endpoint.waits_for_sync:
+                    raise ApiError(409, NOT_SYNCED_MESSAGE)
             produce = _ACTIONS[endpoint.name](account, parsed, portfolio, syncing)
             account.charge(cost)
             portfolio_id = parsed.created_id or portfolio_id
@@ -123,6 +181,16 @@ def execute(state: SandboxState, endpoint: Endpoint, call: Call) -> Outcome:
         return Outcome(200, produce(), cost, portfolio_id)
     except ApiError as error:
         return Outcome(error.status, envelope(error.status, error.message, call.path), 0, portfolio_id)
+
+
+def _find_shared(account: Account, share: ShareSelector) -> _Portfolio:
+    found = account.find_shared(share.token)
+    if found is None:
+        raise ApiError(403, INVALID_SHARE_TOKEN_MESSAGE)
+    portfolio, passcode_hash = found
+    if not passcode_matches(passcode_hash, share.passcode):
+        raise ApiError(403, INVALID_PASSCODE_MESSAGE)
+    return portfolio
 
 
 def authenticate(state: SandboxState, headers: Mapping[str, str]) -> str:
@@ -143,6 +211,16 @@ def _portfolio_id(query: Mapping[str, str]) -> str:
     if not value:
         raise ApiError(400, "portfolioId is required")
     return value
+
+
+def _read_selector(call: Call) -> tuple[str | None, ShareSelector | None]:
+    """A data read's portfolio: ``(portfolioId, None)`` or ``(None, share)``; 400 for none or both."""
+    share = call.share
+    if share is None:
+        return _portfolio_id(call.query), None
+    if call.query.get("portfolioId"):
+        raise ApiError(400, BOTH_SELECTORS_MESSAGE)
+    return None, share
 
 
 def _int(query: Mapping[str, str], name: str, default: int, lo: int, hi: int | None = None) -> int:
@@ -343,26 +421,31 @@ def _parse_delete(call: Call) -> _Parsed:
     return _Parsed(portfolio_id=call.path_params["portfolioId"])
 
 
+def _parse_defi(call: Call) -> _Parsed:
+    pid, share = _read_selector(call)
+    return _Parsed(portfolio_id=pid, share=share)
+
+
 def _parse_value(call: Call) -> _Parsed:
-    pid = _portfolio_id(call.query)
-    return _Parsed(portfolio_id=pid, params={"currency": _currency(call.query)})
+    pid, share = _read_selector(call)
+    return _Parsed(portfolio_id=pid, share=share, params={"currency": _currency(call.query)})
 
 
 def _parse_coins(call: Call) -> _Parsed:
-    pid = _portfolio_id(call.query)
+    pid, share = _read_selector(call)
     page, limit = _page(call.query)
     risk = _bool(call.query, "includeRiskScore")
-    return _Parsed(portfolio_id=pid, params={"page": page, "limit": limit, "risk": risk})
+    return _Parsed(portfolio_id=pid, share=share, params={"page": page, "limit": limit, "risk": risk})
 
 
 def _parse_chart(call: Call) -> _Parsed:
-    pid = _portfolio_id(call.query)
-    return _Parsed(portfolio_id=pid, params={"type": _choice(call.query, "type", CHART_TYPES)})
+    pid, share = _read_selector(call)
+    return _Parsed(portfolio_id=pid, share=share, params={"type": _choice(call.query, "type", CHART_TYPES)})
 
 
 def _parse_transactions(call: Call) -> _Parsed:
     q = call.query
-    pid = _portfolio_id(q)
+    pid, share = _read_selector(call)
     currency = _currency(q, required=True)
     page, limit = _page(q)
     from_ms = _moment_ms(q["from"], "from") if q.get("from") else None
@@ -377,12 +460,12 @@ def _parse_transactions(call: Call) -> _Parsed:
         "from_ms": from_ms,
         "to_ms": to_ms,
     }
-    return _Parsed(portfolio_id=pid, params=params)
+    return _Parsed(portfolio_id=pid, share=share, params=params)
 
 
 def _parse_snapshot(call: Call) -> _Parsed:
     q = call.query
-    pid = _portfolio_id(q)
+    pid, share = _read_selector(call)
     page, limit = _page(q)
     first, last = data.snapshot_default_range()
     if q.get("from") and q.get("to"):
@@ -396,12 +479,12 @@ def _parse_snapshot(call: Call) -> _Parsed:
         raise ApiError(400, "from must not be after to")
     coin_ids = frozenset(c for c in (q.get("coinIds") or "").split(",") if c.strip()) or None
     params = {"page": page, "limit": limit, "first": first, "last": last, "coin_ids": coin_ids}
-    return _Parsed(portfolio_id=pid, params=params)
+    return _Parsed(portfolio_id=pid, share=share, params=params)
 
 
 def _parse_pl_history(call: Call) -> _Parsed:
     q = call.query
-    pid = _portfolio_id(q)
+    pid, share = _read_selector(call)
     interval = _choice(q, "interval", PL_INTERVALS)
     currency = _currency(q)
     range_, raw_from, raw_to = q.get("range"), q.get("from"), q.get("to")
@@ -424,7 +507,7 @@ def _parse_pl_history(call: Call) -> _Parsed:
     points = data.pl_points(interval, start, end, include_end)
     if len(points) > data.MAX_PL_POINTS:
         raise ApiError(400, f"Too many points (max {data.MAX_PL_POINTS}); use a coarser interval")
-    return _Parsed(portfolio_id=pid, params={"points": points, "currency": currency})
+    return _Parsed(portfolio_id=pid, share=share, params={"points": points, "currency": currency})
 
 
 _PARSERS: dict[str, Callable[[Call], _Parsed]] = {
@@ -438,7 +521,7 @@ _PARSERS: dict[str, Callable[[Call], _Parsed]] = {
     "portfolio_coins": _parse_coins,
     "portfolio_chart": _parse_chart,
     "portfolio_transactions": _parse_transactions,
-    "portfolio_defi": _parse_with_portfolio,
+    "portfolio_defi": _parse_defi,
     "portfolio_snapshot_items": _parse_snapshot,
     "portfolio_pl_history": _parse_pl_history,
     "wallet_blockchains": _parse_none,

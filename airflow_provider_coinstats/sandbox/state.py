@@ -10,13 +10,16 @@ from __future__ import annotations
 import copy
 import fnmatch
 import hashlib
+import hmac
 import math
+import re
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 from airflow_provider_coinstats.sandbox import data
@@ -64,6 +67,56 @@ def fingerprint(api_key: str) -> str:
 
 def secret_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+#: Owner of the portfolios a user keeps in the CoinStats app: no API key owns them.
+APP_OWNER_PREFIX: Final = "app:"
+#: ``RequestRecord.portfolio_id`` of a read with a share token the sandbox does not know.
+UNKNOWN_SHARE_LABEL: Final = "shared:unknown"
+_LABEL_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SharedPortfolio:
+    """A portfolio a user tracks in the CoinStats app, shared by link: what to read it with.
+
+    ``passcode`` is ``None`` for a share without passcode. ``label`` is what the request log
+    shows (``portfolio_id == "shared:<label>"``) instead of the token. The token and passcode are
+    kept out of ``repr`` so a failing assertion does not print them.
+
+    Example::
+
+        share = state.create_shared("alice", transactions=30)
+        requests.get(f"{url}/portfolio/coins", headers={"X-API-KEY": key, **share.headers()})
+    """
+
+    share_token: str = field(repr=False)
+    passcode: str | None = field(repr=False)
+    portfolio_id: str
+    label: str
+
+    def headers(self) -> dict[str, str]:
+        """The documented request headers (``sharetoken``, ``passcode``) for this share."""
+        out = {"sharetoken": self.share_token}
+        if self.passcode is not None:
+            out["passcode"] = self.passcode
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The admin API's answer: ``{shareToken, passcode, portfolioId, label}``."""
+        return {
+            "shareToken": self.share_token,
+            "passcode": self.passcode,
+            "portfolioId": self.portfolio_id,
+            "label": self.label,
+        }
+
+
+@dataclass(frozen=True)
+class _Share:
+    portfolio_id: str
+    label: str
+    passcode_hash: str | None  # only hashes are kept, like exchange keys
 
 
 @dataclass
@@ -118,7 +171,7 @@ class Account:
             "totalCredits": total,
             "usedCredits": used,
             "remainingCredits": max(0, total - used),
-            "subscription": self._state.config.subscription,
+            "subscription": self.plan(),
         }
 
     def find(self, portfolio_id: str) -> _Portfolio | None:
@@ -173,6 +226,27 @@ class Account:
     def profile(self, portfolio: _Portfolio) -> data.PortfolioProfile:
         return self._state._profile(portfolio)
 
+    def plan(self) -> str:
+        return self._state.config.plan(self._key)
+
+    def find_shared(self, share_token: str) -> tuple[_Portfolio, str | None] | None:
+        """The shared portfolio and its passcode hash (None = no passcode), or None if unknown.
+
+        Any key may read a share (the share link is the permission); the plan check is the caller's.
+        """
+        share = self._state._shares.get(secret_hash(share_token))
+        portfolio = self._state._portfolios.get(share.portfolio_id) if share is not None else None
+        if share is None or portfolio is None:
+            return None
+        return portfolio, share.passcode_hash
+
+
+def passcode_matches(expected_hash: str | None, given: str | None) -> bool:
+    """True when a share needs no passcode or ``given`` is its passcode (constant-time compare)."""
+    if expected_hash is None:
+        return True
+    return given is not None and hmac.compare_digest(expected_hash, secret_hash(given))
+
 
 def _start_sync(portfolio: _Portfolio, polls: int, seconds: float) -> None:
     portfolio.polls_left = polls
@@ -204,6 +278,8 @@ class SandboxState:
         self._generation = 0
         #: key -> account id, for keys that are not their account's first (see rotate_key).
         self._account_ids: dict[str, str] = {}
+        #: secret_hash(share token) -> share; the tokens themselves are not kept.
+        self._shares: dict[str, _Share] = {}
 
     @property
     def generation(self) -> int:
@@ -219,6 +295,7 @@ class SandboxState:
             self._portfolios.clear()
             self._used.clear()
             self._account_ids.clear()
+            self._shares.clear()
             self._log.clear()
             self._seq = 0
             self._faults.clear(seed=self.config.seed)
@@ -233,8 +310,9 @@ class SandboxState:
         unknown = set(changes) - set(CONFIG_FIELDS)
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        if "api_keys" in changes and isinstance(changes["api_keys"], dict):
-            changes["api_keys"] = dict(changes["api_keys"])
+        for name in ("api_keys", "plans"):
+            if name in changes and isinstance(changes[name], dict):
+                changes[name] = dict(changes[name])
         with self._lock:
             new = replace(self.config, **changes)  # validates in __post_init__
             if new.seed != self.config.seed:
@@ -366,6 +444,10 @@ class SandboxState:
             rotated = {new if key == old else key: total for key, total in keys.items()}
             self.config = replace(self.config, api_keys=rotated)
             self._used[new] = self._used.pop(old, 0)
+            plans = dict(self.config.plans)
+            if old in plans:
+                plans[new] = plans.pop(old)
+                self.config = replace(self.config, plans=plans)
             self._account_ids[new] = owner
             # Not the old fingerprint: a re-added old key must not see the account's portfolios.
             self._account_ids[old] = f"retired-{secret_hash(old + owner)[:16]}"
@@ -393,7 +475,87 @@ class SandboxState:
         """portfolioId -> key label, for the admin API."""
         with self._lock:
             labels = {self.account_id(k): key_label(i) for i, k in enumerate(self.config.api_keys)}
-            return {pid: labels.get(p.owner, "unknown-key") for pid, p in self._portfolios.items()}
+            return {
+                pid: "app" if p.owner.startswith(APP_OWNER_PREFIX) else labels.get(p.owner, "unknown-key")
+                for pid, p in self._portfolios.items()
+            }
+
+    def create_shared(
+        self,
+        label: str | None = None,
+        *,
+        transactions: int | None = None,
+        passcode: bool | str = True,
+        share_token: str | None = None,
+    ) -> SharedPortfolio:
+        """Add a portfolio a user already tracks in the CoinStats app, shared by token (+ passcode).
+
+        No API key owns it: it is not in ``/portfolio/list`` and reads by ``portfolioId`` answer
+        404; any key on the "Degen" plan reads it with the share token. Its data is deterministic
+        fake data derived from ``label`` (default ``app-1``, ``app-2``...), like a wallet's. The
+        app keeps it synced, so it starts synced; :meth:`set_sync`, :meth:`append_transactions`
+        and :meth:`set_transaction_count` work on the returned ``portfolio_id`` as on any other.
+        ``passcode``: True = a random 6-digit passcode, False = a share without passcode, a
+        string = that passcode. ``share_token``: default random. ValueError for a label or token
+        already in use.
+
+        Example::
+
+            share = state.create_shared("alice", transactions=30, passcode=False)
+        """
+        if transactions is not None:
+            transactions = _non_negative_int(transactions, "transactions")
+        if share_token is not None and (not isinstance(share_token, str) or not share_token.strip()):
+            raise ValueError("share_token must be a non-empty string")
+        if isinstance(passcode, str):
+            if not passcode:
+                raise ValueError("passcode must be a non-empty string, true or false")
+            code: str | None = passcode
+        elif isinstance(passcode, bool):
+            code = f"{secrets.randbelow(10**6):06d}" if passcode else None
+        else:
+            raise ValueError("passcode must be a non-empty string, true or false")
+        token = share_token or secrets.token_urlsafe(24)
+        with self._lock:
+            labels = {share.label for share in self._shares.values()}
+            if label is None:
+                label = next(f"app-{n}" for n in range(1, len(labels) + 2) if f"app-{n}" not in labels)
+            if not isinstance(label, str) or not _LABEL_RE.match(label):
+                raise ValueError("label must be 1-64 characters: letters, digits, '_', '.', '-'")
+            if label in labels:
+                raise ValueError(f"a shared portfolio labelled {label!r} exists")
+            if secret_hash(token) in self._shares:
+                raise ValueError("share_token is already in use")
+            portfolio_id = hashlib.sha256(f"app|{label}".encode()).hexdigest()[:24]
+            self._portfolios[portfolio_id] = _Portfolio(
+                portfolio_id=portfolio_id,
+                owner=APP_OWNER_PREFIX + label,
+                kind="wallet",
+                connection_id="ethereum",
+                name=f"My portfolio ({label})",
+                address="0x" + hashlib.sha256(f"address|{label}".encode()).hexdigest()[:40],
+                polls_left=0,
+                sync_until=0.0,
+                transaction_count=transactions,
+            )
+            self._shares[secret_hash(token)] = _Share(
+                portfolio_id, label, secret_hash(code) if code is not None else None
+            )
+        return SharedPortfolio(share_token=token, passcode=code, portfolio_id=portfolio_id, label=label)
+
+    def shared(self) -> list[dict[str, Any]]:
+        """Shared portfolios as ``{label, portfolioId, passcode: bool}`` (never a token or passcode)."""
+        with self._lock:
+            return [
+                {"label": s.label, "portfolioId": s.portfolio_id, "passcode": s.passcode_hash is not None}
+                for s in self._shares.values()
+            ]
+
+    def share_label(self, share_token: str) -> str:
+        """What the request log says instead of ``share_token``: ``shared:<label>``."""
+        with self._lock:
+            share = self._shares.get(secret_hash(share_token))
+        return f"shared:{share.label}" if share is not None else UNKNOWN_SHARE_LABEL
 
     def set_sync(self, portfolio_id: str, polls: int | None = None, seconds: float | None = None) -> None:
         """Put a portfolio (back) into syncing; None means the configured default."""
