@@ -1,7 +1,7 @@
 """Async transport on ``aiohttp`` for triggers: the same requests, classifier and retry policy.
 
-Only the byte-moving differs from :mod:`.transport`; waits between retries are ``asyncio.sleep``
-(tenacity's async driver), so a trigger never blocks the triggerer's event loop.
+Only the byte-moving differs from :mod:`.transport`; retries are :func:`~.retry.acall_with_retries`,
+which waits with ``asyncio.sleep``, so a trigger never blocks the triggerer's event loop.
 
 Redirects are never followed (``allow_redirects=False``): a 3xx reaches the classifier, which
 raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsRedirectError`. ``timeout`` is a
@@ -24,14 +24,13 @@ import ssl
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying
 
 from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.responses import classify_response
-from airflow_provider_coinstats.api.retry import AttemptHistory, ReusableAsyncRetrying, async_retrying
+from airflow_provider_coinstats.api.retry import acall_with_retries
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
-from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsTransportError
+from airflow_provider_coinstats.exceptions import CoinStatsTransportError
 
 #: Failures that happen before the request could be sent: the connection was never made.
 _NOT_SENT_ERRORS = (aiohttp.ClientConnectorError,)
@@ -62,10 +61,6 @@ class AsyncTransport:
         self.settings = settings
         self.log = log
         self._session: aiohttp.ClientSession | None = None
-        # The retry driver of the last request sent (a trigger sends the same one every poll),
-        # and whether a call is using it right now.
-        self._retry: ReusableAsyncRetrying | None = None
-        self._retry_busy = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -105,32 +100,9 @@ class AsyncTransport:
 
     async def send(self, request: ApiRequest, retry: RetrySettings | None = None) -> Any:
         """Send with retries (``retry`` overrides the connection's bounds for this call)."""
-        settings = retry or self.settings.retry
-        if self._retry_busy:  # concurrent calls on one transport: each its own driver
-            return await self._attempts(request, async_retrying(request, settings, self.log))
-        if self._retry is None or self._retry.request is not request:
-            self._retry = ReusableAsyncRetrying(request, settings, self.log)
-        self._retry_busy = True
-        try:
-            return await self._attempts(request, self._retry.attempts(settings))
-        finally:
-            self._retry_busy = False
-
-    async def _attempts(self, request: ApiRequest, driver: AsyncRetrying) -> Any:
-        # Only a delete needs to remember its earlier attempts; a trigger's polls skip the object.
-        history = AttemptHistory(request, self.log) if request.endpoint.gone_means_done else None
-        async for attempt in driver:
-            with attempt:
-                try:
-                    return await self.send_once(request)
-                except CoinStatsError as err:
-                    if history is not None and history.already_done(err):
-                        return None
-                    raise
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        return await acall_with_retries(request, retry or self.settings.retry, self.log, self.send_once)
 
     async def aclose(self) -> None:
-        self._retry = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -1,8 +1,9 @@
 """Sync transport on ``requests``: one pooled session per hook, a wall-clock limit on every request.
 
 It only moves bytes. Classification is :func:`~.responses.classify_response`, retries are
-:func:`~.retry.retrying`, exactly as in :mod:`.async_transport`. This module imports ``requests``,
-so DAG-facing modules import it lazily (inside ``execute``/``poke``), never at parse time.
+:func:`~.retry.call_with_retries`, the same policy as in :mod:`.async_transport`. This module
+imports ``requests``, so DAG-facing modules import it lazily (inside ``execute``/``poke``), never
+at parse time.
 
 Redirects are never followed: a 3xx reaches the classifier, which raises
 :class:`~airflow_provider_coinstats.exceptions.CoinStatsRedirectError`, so the API key header and
@@ -30,9 +31,9 @@ from urllib3.exceptions import NewConnectionError
 from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.headers import default_headers
 from airflow_provider_coinstats.api.responses import classify_response
-from airflow_provider_coinstats.api.retry import AttemptHistory, retrying
+from airflow_provider_coinstats.api.retry import call_with_retries
 from airflow_provider_coinstats.api.settings import ClientSettings, RetrySettings
-from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsTransportError
+from airflow_provider_coinstats.exceptions import CoinStatsTransportError
 
 # Everything requests raises when no complete answer arrived: refused or reset connections,
 # timeouts, and bodies cut short (ChunkedEncodingError wraps urllib3's IncompleteRead).
@@ -174,17 +175,7 @@ class SyncTransport:
 
         ``retry`` overrides the connection's bounds for this call.
         """
-        # Only a delete needs to remember its earlier attempts.
-        history = AttemptHistory(request, self.log) if request.endpoint.gone_means_done else None
-        for attempt in retrying(request, retry or self.settings.retry, self.log):
-            with attempt:
-                try:
-                    return self.send_once(request)
-                except CoinStatsError as err:
-                    if history is not None and history.already_done(err):
-                        return None
-                    raise
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        return call_with_retries(request, retry or self.settings.retry, self.log, self.send_once)
 
     def close(self) -> None:
         """Close the pooled connections now, then the session.
