@@ -1,7 +1,8 @@
 """Import shims for Airflow 3.0 through 3.3.
 
 ``airflow.sdk.BaseHook`` and ``airflow.sdk.exceptions`` only exist from 3.1; 3.0 keeps them in
-``airflow.hooks.base`` and ``airflow.exceptions``. ``BaseHook.aget_connection`` is 3.1+ as well.
+``airflow.hooks.base`` and ``airflow.exceptions``. ``BaseHook.aget_connection`` is 3.1+ as well,
+and only masks secrets without blocking from 3.3.2 (see :func:`aget_connection`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
         AirflowFailException as AirflowFailException,
     )
     from airflow.sdk.exceptions import (
+        AirflowNotFoundException as AirflowNotFoundException,
+    )
+    from airflow.sdk.exceptions import (
         AirflowSensorTimeout as AirflowSensorTimeout,
     )
     from airflow.sdk.exceptions import (
@@ -32,6 +36,7 @@ else:
         from airflow.sdk.exceptions import (
             AirflowException,
             AirflowFailException,
+            AirflowNotFoundException,
             AirflowSensorTimeout,
             AirflowSkipException,
         )
@@ -39,6 +44,7 @@ else:
         from airflow.exceptions import (
             AirflowException,
             AirflowFailException,
+            AirflowNotFoundException,
             AirflowSensorTimeout,
             AirflowSkipException,
         )
@@ -59,14 +65,40 @@ def mask_secret(value: str) -> None:
 
 
 async def aget_connection(conn_id: str) -> Connection:
-    """Fetch a connection without blocking the event loop (triggers must not call the sync API)."""
-    if hasattr(BaseHook, "aget_connection"):
-        conn: Connection = await BaseHook.aget_connection(conn_id)
-        return conn
-    from asgiref.sync import sync_to_async  # Airflow 3.0
+    """Fetch a connection without blocking the event loop, from every place users keep one.
 
-    legacy: Connection = await sync_to_async(BaseHook.get_connection)(conn_id)
-    return legacy
+    Environment variables, secrets backends and the metastore, in a real triggerer and under
+    ``dag.test()`` / ``airflow dags test``:
+
+    - Airflow 3.3.2+ (``Connection.aextra_dejson``): ``BaseHook.aget_connection``. Under
+      ``dag.test()`` its path to the metastore cannot work: the in-process supervisor that runs
+      the trigger answers only synchronous requests (it has no ``asend``), the error is swallowed
+      and a connection created in the UI or CLI comes back "isn't defined". A connection the
+      async lookup does not find is therefore looked up once more synchronously, in a worker
+      thread, where that supervisor does answer.
+    - Older Airflow: the synchronous lookup in a worker thread. 3.0 has no ``aget_connection``;
+      on 3.1 to 3.3.1 it masks secrets with a blocking call that raises ``DeadlockImminentError``
+      while another trigger's call is in flight on the same loop (what
+      ``airflow.providers.common.compat.connection.get_async_connection`` works around too).
+    """
+    from asgiref.sync import sync_to_async
+
+    if _masks_asynchronously():
+        try:
+            conn: Connection = await BaseHook.aget_connection(conn_id)
+            return conn
+        except AirflowNotFoundException:
+            pass
+    found: Connection = await sync_to_async(BaseHook.get_connection)(conn_id)
+    return found
+
+
+def _masks_asynchronously() -> bool:
+    try:
+        from airflow.sdk import Connection as SdkConnection
+    except ImportError:  # Airflow 3.0
+        return False
+    return hasattr(SdkConnection, "aextra_dejson")
 
 
 def airflow_conf() -> Any:
@@ -90,6 +122,7 @@ def default_deferrable() -> bool:
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",

@@ -190,7 +190,7 @@ async def replay_bare(url: str, waits: dict[str, list[float]]) -> float:
     """The same waits and requests as the triggers made, from bare aiohttp clients (one session each)."""
     import aiohttp
 
-    from airflow_provider_coinstats.sync_probe import probe_request
+    from airflow_provider_coinstats.sync_probe.probe import probe_request
 
     async def one(pid: str, pauses: list[float]) -> None:
         request = probe_request("transactions", pid)

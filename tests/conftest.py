@@ -114,7 +114,7 @@ def run_dag(airflow_db: None) -> Callable[..., DagResult]:
 
 @pytest.fixture(autouse=True)
 def _fresh_trigger_settings() -> None:
-    """Tests rebind ``coinstats_default`` to other keys; the triggers' per-process cache must not carry over."""
-    from airflow_provider_coinstats.triggers import portfolio
+    """Tests rebind ``coinstats_default`` to other keys; the async hook's per-process cache must not carry over."""
+    from airflow_provider_coinstats.hooks import coinstats_async
 
-    portfolio._settings_cache.clear()
+    coinstats_async._settings_cache.clear()

@@ -15,8 +15,10 @@ or after :data:`MAX_PAGES` pages.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -26,6 +28,7 @@ from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
 from airflow_provider_coinstats.api.settings import (
     ClientSettings,
+    RetrySettings,
     settings_from_connection,
     with_max_attempts,
 )
@@ -84,7 +87,44 @@ class ConnectResult:
         )
 
 
-class CoinStatsHook(BaseHook):
+class CoinStatsHookBase(BaseHook):
+    """What :class:`CoinStatsHook` and the async hook share: the connection, the budget, the credits.
+
+    Not used directly. ``max_attempts`` overrides the connection's (sensors and triggers derive
+    it from their failure budget); ``credits_spent`` adds up the documented cost of every call
+    that succeeded; ``deadline`` (UNIX time) on ``run`` keeps retries from running past it.
+
+    Example::
+
+        class MyHook(CoinStatsHookBase): ...
+    """
+
+    conn_name_attr = "coinstats_conn_id"
+    default_conn_name = "coinstats_default"
+    conn_type = "coinstats"
+    hook_name = "CoinStats"
+
+    def __init__(self, coinstats_conn_id: str = default_conn_name, max_attempts: int | None = None) -> None:
+        super().__init__()
+        self.coinstats_conn_id = coinstats_conn_id
+        self.max_attempts = max_attempts
+        self.credits_spent = 0
+        # Exports read pages from several threads at once; += on an attribute is not atomic.
+        self._credits_lock = threading.Lock()
+
+    def _with_budget(self, settings: ClientSettings) -> ClientSettings:
+        return with_max_attempts(settings, self.max_attempts)
+
+    @staticmethod
+    def _retry_until(settings: ClientSettings, deadline: float | None) -> RetrySettings:
+        """The connection's retry bounds, cut short so retries end by ``deadline``."""
+        if deadline is None:
+            return settings.retry
+        remaining = max(deadline - time.time(), 0.0)
+        return replace(settings.retry, max_retry_time=min(settings.retry.max_retry_time, remaining))
+
+
+class CoinStatsHook(CoinStatsHookBase):
     """Talk to the CoinStats API with the key from an Airflow connection.
 
     The connection (type ``coinstats``) keeps the API key in ``password``; ``host`` is optional
@@ -103,17 +143,10 @@ class CoinStatsHook(BaseHook):
             hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
     """
 
-    conn_name_attr = "coinstats_conn_id"
-    default_conn_name = "coinstats_default"
-    conn_type = "coinstats"
-    hook_name = "CoinStats"
-
-    def __init__(self, coinstats_conn_id: str = default_conn_name, max_attempts: int | None = None) -> None:
-        super().__init__()
-        self.coinstats_conn_id = coinstats_conn_id
-        #: Overrides the connection's ``max_attempts`` (sensors derive it from their failure budget).
-        self.max_attempts = max_attempts
-        self.credits_spent = 0
+    def __init__(
+        self, coinstats_conn_id: str = CoinStatsHookBase.default_conn_name, max_attempts: int | None = None
+    ) -> None:
+        super().__init__(coinstats_conn_id, max_attempts)
         self._transport: SyncTransport | None = None
 
     # --- connection -----------------------------------------------------------------------------
@@ -122,7 +155,7 @@ class CoinStatsHook(BaseHook):
     def settings(self) -> ClientSettings:
         """Request settings read from the connection (once per hook)."""
         conn = self.get_connection(self.coinstats_conn_id)
-        settings = with_max_attempts(settings_from_connection(conn, self.coinstats_conn_id), self.max_attempts)
+        settings = self._with_budget(settings_from_connection(conn, self.coinstats_conn_id))
         mask_secret(settings.api_key)
         return settings
 
@@ -155,10 +188,11 @@ class CoinStatsHook(BaseHook):
     ) -> None:
         self.close()
 
-    def run(self, request: ApiRequest) -> Any:
-        """Send one request (with retries) and return its decoded JSON."""
-        payload = self.transport.send(request)
-        self.credits_spent += request.credits
+    def run(self, request: ApiRequest, *, deadline: float | None = None) -> Any:
+        """Send one request (with retries, ending by ``deadline``) and return its decoded JSON."""
+        payload = self.transport.send(request, self._retry_until(self.settings, deadline))
+        with self._credits_lock:
+            self.credits_spent += request.credits
         return payload
 
     def test_connection(self) -> tuple[bool, str]:

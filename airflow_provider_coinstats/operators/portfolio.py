@@ -11,7 +11,6 @@ Importing this module is cheap: the hook (and ``requests``) are loaded inside ``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,15 +28,8 @@ from airflow_provider_coinstats.operators._credentials import (
     render_connection_fields,
     shown,
 )
-from airflow_provider_coinstats.sync_probe import (
-    check_event,
-    check_synced,
-    defer_timeout,
-    outcome_message,
-    raise_for_outcome,
-    validate_poll_interval,
-    validate_probe,
-)
+from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
+from airflow_provider_coinstats.sync_probe.floors import validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
@@ -54,7 +46,7 @@ def closest(value: str, choices: Sequence[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(value, choices, n=n, cutoff=0.4) or list(choices[:n])
 
 
-class _ConnectPortfolioOperator(BaseOperator):
+class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
     """Shared flow: validate, connect, push XCom, optionally wait until synced.
 
     With ``wait_for_sync=True`` the task probes once in the worker (as the sensor's first poke
@@ -83,9 +75,8 @@ class _ConnectPortfolioOperator(BaseOperator):
         self.coinstats_conn_id = coinstats_conn_id
         self.wait_for_sync = wait_for_sync
         self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
-        self.sync_timeout = sync_timeout
-        self.probe = validate_probe(probe)
-        self.max_consecutive_failures = max_consecutive_failures
+        self.sync_timeout = validate_seconds("sync_timeout", sync_timeout)
+        self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
 
     def connect(self, hook: CoinStatsHook) -> ConnectResult:
         raise NotImplementedError
@@ -112,36 +103,7 @@ class _ConnectPortfolioOperator(BaseOperator):
         ti.xcom_push(key=PORTFOLIO_URL_XCOM_KEY, value=url)
         if not self.wait_for_sync:
             return result.portfolio_id
-        # Probe before deferring: a trigger that fires seconds after deferral walks into Airflow's
-        # defer/resume race (see config.MIN_FIRST_POLL_DELAY); a synced portfolio needs none.
-        if check_synced(
-            self.coinstats_conn_id, self.probe, result.portfolio_id, self.max_consecutive_failures, self.log
-        ):
-            return result.portfolio_id
-        self.defer(
-            trigger=self._sync_trigger(result.portfolio_id),
-            method_name="execute_complete",
-            timeout=defer_timeout(float(self.sync_timeout)),
-        )
-
-    def _sync_trigger(self, portfolio_id: str) -> Any:
-        from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
-
-        return CoinStatsPortfolioSyncTrigger(
-            portfolio_id=portfolio_id,
-            coinstats_conn_id=self.coinstats_conn_id,
-            probe=self.probe,
-            poll_interval=float(self.poll_interval),
-            end_time=time.time() + float(self.sync_timeout),
-            max_consecutive_failures=self.max_consecutive_failures,
-        )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        checked = check_event(event)
-        if checked["status"] != "synced":
-            raise_for_outcome(checked["status"], outcome_message(checked))
-        self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))
-        return str(checked["portfolio_id"])
+        return self.wait_until_synced(result.portfolio_id, poll_interval=self.poll_interval, timeout=self.sync_timeout)
 
 
 class ConnectWalletOperator(_ConnectPortfolioOperator):

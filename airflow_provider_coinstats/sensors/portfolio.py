@@ -5,7 +5,6 @@ Importing this module is cheap (no ``requests``, no I/O): the hook is built insi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,22 +12,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_coinstats._compat import default_deferrable
-from airflow_provider_coinstats.exceptions import CoinStatsValidationError
-from airflow_provider_coinstats.sync_probe import (
-    check_event,
-    check_synced,
-    defer_timeout,
-    outcome_message,
-    raise_for_outcome,
-    validate_poll_interval,
-    validate_probe,
-)
+from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
+from airflow_provider_coinstats.sync_probe.floors import validate_poll_interval, validate_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
+class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
     """Wait until a CoinStats portfolio has synced its transactions.
 
     Each poke sends one cheap read (``probe``: by default a one-row page of
@@ -69,53 +60,24 @@ class CoinStatsPortfolioSyncSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.portfolio_id = portfolio_id
         self.coinstats_conn_id = coinstats_conn_id
-        self.probe = validate_probe(probe)
-        if isinstance(max_consecutive_failures, bool) or not isinstance(max_consecutive_failures, int):
-            raise CoinStatsValidationError("max_consecutive_failures", "must be an integer >= 0")
-        if max_consecutive_failures < 0:
-            raise CoinStatsValidationError("max_consecutive_failures", "must be an integer >= 0")
-        self.max_consecutive_failures = max_consecutive_failures
+        self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        # BaseSensorOperator has turned a timedelta into seconds by now.
+        # BaseSensorOperator has turned timedeltas into seconds by now.
         self.poke_interval = validate_poll_interval("poke_interval", self.poke_interval)
+        self.timeout = validate_seconds("timeout", self.timeout)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        if check_synced(self.coinstats_conn_id, self.probe, self.portfolio_id, self.max_consecutive_failures, self.log):
+        if self.is_synced(self.portfolio_id):
             return PokeReturnValue(is_done=True, xcom_value=self.portfolio_id)
         return False
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        # One poke in the worker first: an already-synced portfolio needs no triggerer round trip.
-        first = self.poke(context)
-        if first:
-            return self.portfolio_id
-        self.defer(
-            trigger=self.build_trigger(),
-            method_name="execute_complete",
-            timeout=defer_timeout(float(self.timeout)),
-        )
-
-    def build_trigger(self) -> Any:
-        from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
-
-        return CoinStatsPortfolioSyncTrigger(
-            portfolio_id=self.portfolio_id,
-            coinstats_conn_id=self.coinstats_conn_id,
-            probe=self.probe,
-            poll_interval=float(self.poke_interval),
-            end_time=time.time() + float(self.timeout),
+        return self.wait_until_synced(
+            self.portfolio_id,
+            poll_interval=self.poke_interval,
+            timeout=self.timeout,
             exponential_backoff=bool(self.exponential_backoff),
             max_wait=self.max_wait.total_seconds() if isinstance(self.max_wait, timedelta) else self.max_wait,
-            max_consecutive_failures=self.max_consecutive_failures,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        """Resume after the trigger fired; soft_fail turns failures and timeouts into a skip."""
-        checked = check_event(event)
-        if checked["status"] == "synced":
-            self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))
-            return str(checked["portfolio_id"])
-        raise_for_outcome(checked["status"], outcome_message(checked))
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,10 +1,11 @@
 """The deferrable path: wait for a portfolio's sync in the triggerer.
 
-The trigger fetches its connection asynchronously once, then probes with
-:func:`~airflow_provider_coinstats.sync_probe.arun_probe` (the same request, classifier and retry
-policy as the sync sensor, over ``aiohttp``), sleeping with ``asyncio.sleep`` between polls. It owns
-an absolute wall-clock deadline, so the timeout holds even if the triggerer restarts: a trigger
-re-created from its serialized kwargs picks up the same deadline.
+The trigger probes through :class:`~airflow_provider_coinstats.hooks.coinstats_async.CoinStatsAsyncHook`
+with :func:`~airflow_provider_coinstats.sync_probe.probe.arun_probe` (the same request, classifier
+and retry policy as the sensor's poke), sleeping with ``asyncio.sleep`` between polls; the hook
+owns the connection, its per-process cache and the transport. The trigger owns an absolute
+wall-clock deadline, so the timeout holds even if the triggerer restarts: a trigger re-created
+from its serialized kwargs picks up the same deadline.
 
 Two things keep a long wait alive where a plain poll loop would break it:
 
@@ -12,9 +13,10 @@ Two things keep a long wait alive where a plain poll loop would break it:
   trigger was created, i.e. after the task deferred (``not_before``, absolute, so a restart keeps
   it). A trigger that fires earlier can lose Airflow's defer/resume race and get its task failed
   (see :data:`~airflow_provider_coinstats.config.MIN_FIRST_POLL_DELAY`).
-- A 401 re-reads the connection once, bypassing and refreshing the per-process cache. When the
-  key (or base URL) has changed, the same poll is retried with it, so a key rotated in Airflow
-  during a wait is picked up; a 401 with the key unchanged, or again with the new one, fails.
+- A 401 makes the hook re-read the connection once (:meth:`~airflow_provider_coinstats.hooks.
+  coinstats_async.CoinStatsAsyncHook.reread_connection`). When the key (or base URL) has changed,
+  the same poll is retried with it, so a key rotated in Airflow during a wait is picked up; a 401
+  with the key unchanged, or again with the new one, fails.
 """
 
 from __future__ import annotations
@@ -23,24 +25,17 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_coinstats._compat import aget_connection
-from airflow_provider_coinstats.api.settings import ClientSettings, settings_from_connection, with_max_attempts
 from airflow_provider_coinstats.exceptions import CoinStatsError
-from airflow_provider_coinstats.sync_probe import (
-    ProbeResult,
-    arun_probe,
-    make_event,
-    min_first_poll_delay,
-    probe_request,
-)
+from airflow_provider_coinstats.hooks.coinstats_async import CoinStatsAsyncHook
+from airflow_provider_coinstats.sync_probe.floors import min_first_poll_delay
+from airflow_provider_coinstats.sync_probe.outcomes import ProbeResult, make_event
+from airflow_provider_coinstats.sync_probe.probe import arun_probe, probe_request
 
 if TYPE_CHECKING:
-    from airflow_provider_coinstats.api.async_transport import AsyncTransport
     from airflow_provider_coinstats.api.builders import ApiRequest
 
 #: Each wait is stretched or shrunk by up to this fraction, at random.
@@ -49,29 +44,6 @@ POLL_JITTER = 0.1
 #: The jitter source of every trigger in the process (a ``random.Random`` is 2.5 KiB; one per
 #: trigger adds up in a triggerer running thousands).
 _JITTER_RNG = random.Random()
-
-
-#: How long a triggerer process reuses a connection it has read. Hundreds of triggers on the
-#: same connection then share one lookup (each costs ~0.7 ms of blocking work on the event loop),
-#: while a rotated key still takes effect within this many seconds.
-SETTINGS_TTL = 30.0
-
-_settings_cache: dict[str, tuple[float, ClientSettings]] = {}
-
-
-async def cached_settings(conn_id: str) -> ClientSettings:
-    """The connection's settings, read at most once per ``SETTINGS_TTL`` per process."""
-    hit = _settings_cache.get(conn_id)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return await refresh_settings(conn_id)
-
-
-async def refresh_settings(conn_id: str) -> ClientSettings:
-    """Read the connection now, whatever the cache holds, and cache the result for every trigger."""
-    settings = settings_from_connection(await aget_connection(conn_id), conn_id)
-    _settings_cache[conn_id] = (time.monotonic() + SETTINGS_TTL, settings)
-    return settings
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -179,20 +151,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
             yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
             return
         await self._sleep_before_poll(0, rng)
-        try:
-            settings = with_max_attempts(
-                await cached_settings(self.coinstats_conn_id), self.max_consecutive_failures + 1
-            )
-        except CoinStatsError as error:
-            yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
-            return
-
-        # Imported here: aiohttp is only needed once the trigger runs.
-        from airflow_provider_coinstats.api.async_transport import AsyncTransport
-
         polls = 0
-        transport = AsyncTransport(settings, self.log)
-        try:
+        async with CoinStatsAsyncHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1) as hook:
             while True:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
@@ -200,42 +160,17 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                     yield _event(make_event("timeout", self.portfolio_id, polls=polls, waited=waited))
                     return
                 polls += 1
-                result = await self._poll(transport, request, polls)
-                if result.key_rejected and (rotated := await self._rotated_settings(settings)) is not None:
-                    settings = rotated
-                    await transport.aclose()
-                    transport = AsyncTransport(settings, self.log)
+                result = await self._poll(hook, request, polls)
+                if result.key_rejected and await hook.reread_connection():
                     polls += 1
-                    result = await self._poll(transport, request, polls)
-                if result.state != "syncing":
-                    status = {"synced": "synced", "transient": "error", "failed": "failed"}[result.state]
-                    yield _event(make_event(status, self.portfolio_id, result, polls=polls))
+                    result = await self._poll(hook, request, polls)
+                if result.outcome != "syncing":
+                    yield _event(make_event(result.outcome, self.portfolio_id, result, polls=polls))
                     return
                 await self._sleep_before_poll(polls, rng)
-        finally:
-            await transport.aclose()
 
-    async def _poll(self, transport: AsyncTransport, request: ApiRequest, number: int) -> ProbeResult:
-        remaining = self._remaining()
+    async def _poll(self, hook: CoinStatsAsyncHook, request: ApiRequest, number: int) -> ProbeResult:
         # Retries inside a poll must not run past the deadline either.
-        settings = transport.settings
-        budget = None if remaining is None else replace(settings.retry, max_retry_time=max(remaining, 0.0))
-        result = await arun_probe(transport, request, budget)
+        result = await arun_probe(hook, request, deadline=self.end_time)
         self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, number, result.describe())
         return result
-
-    async def _rotated_settings(self, current: ClientSettings) -> ClientSettings | None:
-        """After a 401: the connection read again, or None when its key and URL are unchanged."""
-        try:
-            fresh = await refresh_settings(self.coinstats_conn_id)
-        except CoinStatsError as error:
-            self.log.warning("CoinStats connection %s could not be read again: %s", self.coinstats_conn_id, error)
-            return None
-        if (fresh.api_key, fresh.auth_type, fresh.base_url) == (current.api_key, current.auth_type, current.base_url):
-            self.log.info("CoinStats rejected the API key; connection %s still holds it", self.coinstats_conn_id)
-            return None
-        self.log.info(
-            "CoinStats rejected the API key; connection %s now holds another one (rotated?): retrying the poll with it",
-            self.coinstats_conn_id,
-        )
-        return with_max_attempts(fresh, self.max_consecutive_failures + 1)

@@ -81,6 +81,48 @@ def test_constructor_validation() -> None:
         sensor("p", max_consecutive_failures=-1)
 
 
+#: Every class that waits for a sync, built with one argument overridden (the wait's timeout is
+#: ``timeout`` for the sensor and ``sync_timeout`` for the connect operators).
+WAITING_CLASSES: dict[str, Any] = {
+    "sensor": lambda timeout=60.0, **kw: CoinStatsPortfolioSyncSensor(
+        task_id="w", portfolio_id="p", timeout=timeout, **kw
+    ),
+    "wallet": lambda timeout=60.0, **kw: ConnectWalletOperator(
+        task_id="c", address=ADDRESS, blockchain="ethereum", sync_timeout=timeout, **kw
+    ),
+    "exchange": lambda timeout=60.0, **kw: ConnectExchangeOperator(
+        task_id="c", exchange="binance", sync_timeout=timeout, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("build", WAITING_CLASSES.values(), ids=WAITING_CLASSES.keys())
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"probe": "balance"}, "probe"),
+        ({"max_consecutive_failures": -1}, "max_consecutive_failures"),
+        ({"max_consecutive_failures": True}, "max_consecutive_failures"),
+        ({"max_consecutive_failures": "3"}, "max_consecutive_failures"),
+    ],
+)
+def test_every_waiting_class_checks_its_arguments_the_same_way(build: Any, kwargs: dict[str, Any], field: str) -> None:
+    """The connect operators accepted any failure budget before (the sensor checked alone)."""
+    with pytest.raises(CoinStatsValidationError) as info:
+        build(**kwargs)
+    assert info.value.field == field
+    waiting = build(max_consecutive_failures=0, timeout=0.5)  # the limits themselves are fine
+    assert waiting.max_consecutive_failures == 0
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), -1, "60"])
+@pytest.mark.parametrize("build", [WAITING_CLASSES["wallet"], WAITING_CLASSES["exchange"]], ids=["wallet", "exchange"])
+def test_connect_operators_refuse_a_bad_sync_timeout(build: Any, timeout: Any) -> None:
+    """Checked as the sensor's ``timeout`` is (BaseSensorOperator refuses these too)."""
+    with pytest.raises(CoinStatsValidationError, match=r"^sync_timeout: must be a number of seconds >= 0"):
+        build(timeout=timeout)
+
+
 @pytest.mark.parametrize(
     ("event", "error"),
     [
@@ -91,10 +133,12 @@ def test_constructor_validation() -> None:
         (None, AirflowFailException),
     ],
 )
-def test_execute_complete_closed_set(event: Any, error: type[Exception]) -> None:
+@pytest.mark.parametrize("build", WAITING_CLASSES.values(), ids=WAITING_CLASSES.keys())
+def test_execute_complete_closed_set(build: Any, event: Any, error: type[Exception]) -> None:
+    waiting = build()
     with pytest.raises(error):
-        sensor("p").execute_complete({}, event)
-    assert sensor("p").execute_complete({}, {"status": "synced", "portfolio_id": "p", "polls": 2}) == "p"
+        waiting.execute_complete({}, event)
+    assert waiting.execute_complete({}, {"status": "synced", "portfolio_id": "p", "polls": 2}) == "p"
 
 
 def test_unknown_blockchain_names_closest_before_paying(coinstats_conn: Any) -> None:

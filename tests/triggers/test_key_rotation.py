@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_coinstats.triggers import portfolio as trigger_module
+from airflow_provider_coinstats.hooks import coinstats_async
 from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
 from tests.helpers import ADDRESS, FAST_RETRY, connect_wallet, first_event
 
@@ -84,7 +84,7 @@ def test_wait_survives_key_rotation(
     assert coinstats_conn.state.credits_used(old_key) == 0
     assert coinstats_conn.state.credits_used(NEW_KEY) == credits_before + 4
     # The per-process cache now holds the new key, so the other triggers in this triggerer use it too.
-    assert trigger_module._settings_cache["coinstats_default"][1].api_key == NEW_KEY
+    assert coinstats_async._settings_cache["coinstats_default"][1].api_key == NEW_KEY
 
     out, err = capfd.readouterr()
     logs = caplog.text + out + err  # stdlib logging on Airflow 3.0, structlog to the console on 3.1+
@@ -112,13 +112,13 @@ def test_401_with_an_unchanged_key_is_not_retried(coinstats_conn: Any, monkeypat
     """The connection re-read finds the same key: a retry could only 401 again, so none is sent."""
     pid = connect_wallet(coinstats_conn, syncing_forever=True)
     lookups: list[str] = []
-    real = trigger_module.aget_connection
+    real = coinstats_async.aget_connection
 
     async def counting(conn_id: str) -> Any:
         lookups.append(conn_id)
         return await real(conn_id)
 
-    monkeypatch.setattr(trigger_module, "aget_connection", counting)
+    monkeypatch.setattr(coinstats_async, "aget_connection", counting)
     coinstats_conn.state.rotate_key(coinstats_conn.api_key, NEW_KEY)  # the connection keeps the old key
     trigger = CoinStatsPortfolioSyncTrigger(portfolio_id=pid, poll_interval=0.05, end_time=time.time() + 30)
 

@@ -105,6 +105,7 @@ def test_transient_errors_beyond_budget_end_in_error(coinstats_conn: Any) -> Non
     coinstats_conn.state.add_fault(Fault(kind="status", status=503, endpoint="portfolio_transactions"))
     event = asyncio.run(first_event(make_trigger(pid, max_consecutive_failures=2)))
     assert event["status"] == "error"
+    assert event["result"]["outcome"] == "error"  # one vocabulary: the probe's word is the event's
     assert polls(coinstats_conn) == [503, 503, 503]
 
 
@@ -122,16 +123,16 @@ def test_poll_delay() -> None:
 
 
 def test_triggers_share_one_connection_lookup(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_coinstats.triggers import portfolio
+    from airflow_provider_coinstats.hooks import coinstats_async
 
     lookups: list[str] = []
-    real = portfolio.aget_connection
+    real = coinstats_async.aget_connection
 
     async def counting(conn_id: str) -> Any:
         lookups.append(conn_id)
         return await real(conn_id)
 
-    monkeypatch.setattr(portfolio, "aget_connection", counting)
+    monkeypatch.setattr(coinstats_async, "aget_connection", counting)
     pids = [connect_wallet(coinstats_conn, sync_polls=1)]
     coinstats_conn.state.configure(sync_polls=1)
     pids.append(CoinStatsHook().connect_wallet("0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B", "ethereum").portfolio_id)
@@ -166,3 +167,22 @@ def test_polls_leave_no_reference_cycles(coinstats_conn: Any) -> None:
     few, many = cyclic_garbage(1), cyclic_garbage(9)
     # Before: about 80 objects per 409 poll (exception traceback <-> retry state, a retry driver per poll).
     assert many - few < 8 * 5, (few, many)
+
+
+def test_the_trigger_talks_only_to_the_async_hook() -> None:
+    """No transport, connection lookup or settings in triggers/: the hook owns them."""
+    import ast
+    from pathlib import Path
+
+    import airflow_provider_coinstats.triggers as package
+
+    imported = set()
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+    assert "airflow_provider_coinstats.hooks.coinstats_async.CoinStatsAsyncHook" in imported
+    forbidden = ("api.async_transport", "api.transport", "api.settings", "_compat", "aiohttp", "requests")
+    assert [name for name in imported if any(part in name for part in forbidden)] == []

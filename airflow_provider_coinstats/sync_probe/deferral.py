@@ -1,0 +1,121 @@
+"""The one deferral path, shared by the sensor and both connect operators.
+
+:class:`SyncWaitMixin` probes once in the worker and defers only while the portfolio is still
+syncing (an already synced one never goes through the triggerer, and a trigger that fires
+seconds after deferral would walk into Airflow's defer/resume race: see
+:data:`airflow_provider_coinstats.config.MIN_FIRST_POLL_DELAY`). It builds the one trigger, sets the
+defer timeout (the trigger's deadline plus the first-poll minimum plus
+:data:`~.floors.DEFER_TIMEOUT_GRACE`) and resumes in :meth:`SyncWaitMixin.execute_complete`.
+:meth:`SyncWaitMixin.init_sync_wait` checks the probe and the failure budget; with
+:func:`~.floors.validate_poll_interval` and :func:`~.floors.validate_seconds` for intervals and
+timeouts, every waiting class checks its arguments the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.sync_probe.floors import defer_timeout
+from airflow_provider_coinstats.sync_probe.outcomes import check_event, outcome_message, raise_for_outcome
+from airflow_provider_coinstats.sync_probe.probe import probe_request, run_probe, validate_probe
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+    _Operator = BaseOperator
+else:
+    _Operator = object
+
+
+def validate_failure_budget(value: object) -> int:
+    """``max_consecutive_failures``: an integer >= 0 (transient failures tolerated in a row)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CoinStatsValidationError("max_consecutive_failures", f"must be an integer >= 0; got {value!r}")
+    return value
+
+
+class SyncWaitMixin(_Operator):
+    """Wait for a portfolio's sync: probe in the worker, then defer to the trigger while syncing.
+
+    Mixed into an operator before its Airflow base class. The operator calls
+    :meth:`init_sync_wait` in ``__init__`` and sets ``coinstats_conn_id``; a failure outcome
+    raises with the semantics of :func:`~.outcomes.raise_for_outcome`.
+
+    Example::
+
+        class MyWait(SyncWaitMixin, BaseOperator):
+            def __init__(self, *, portfolio_id, coinstats_conn_id="coinstats_default", **kwargs):
+                super().__init__(**kwargs)
+                self.portfolio_id, self.coinstats_conn_id = portfolio_id, coinstats_conn_id
+                self.init_sync_wait(probe="transactions", max_consecutive_failures=3)
+
+            def execute(self, context):
+                return self.wait_until_synced(self.portfolio_id, poll_interval=30.0, timeout=3600.0)
+    """
+
+    coinstats_conn_id: str
+    probe: str
+    max_consecutive_failures: int
+
+    def init_sync_wait(self, *, probe: object, max_consecutive_failures: object) -> None:
+        """Check and keep the probe and the failure budget (called when the DAG is parsed)."""
+        self.probe = validate_probe(probe)
+        self.max_consecutive_failures = validate_failure_budget(max_consecutive_failures)
+
+    def is_synced(self, portfolio_id: object) -> bool:
+        """One probe in the worker through the sync hook: True when synced, False while syncing.
+
+        Anything else raises as a trigger event would: bad input, key, plan or credits fail
+        without task retries, a used-up transient budget is an ordinary failure.
+        """
+        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook  # loads requests: run time only
+
+        try:
+            request = probe_request(self.probe, portfolio_id)
+        except CoinStatsValidationError as error:
+            raise_for_outcome("failed", str(error))
+        with CoinStatsHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1) as hook:
+            result = run_probe(hook, request)
+        self.log.info("CoinStats portfolio %s poke: %s", portfolio_id, result.describe())
+        if result.outcome in ("synced", "syncing"):
+            return result.outcome == "synced"
+        raise_for_outcome(result.outcome, result.message)
+
+    def wait_until_synced(
+        self,
+        portfolio_id: str,
+        *,
+        poll_interval: float,
+        timeout: float,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
+    ) -> str:
+        """Return ``portfolio_id`` if it is synced now; otherwise defer until the trigger's event.
+
+        The trigger is built only now, after the probe: its first-poll minimum counts from here.
+        """
+        if self.is_synced(portfolio_id):
+            return portfolio_id
+        from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
+
+        trigger = CoinStatsPortfolioSyncTrigger(
+            portfolio_id=portfolio_id,
+            coinstats_conn_id=self.coinstats_conn_id,
+            probe=self.probe,
+            poll_interval=float(poll_interval),
+            end_time=time.time() + float(timeout),
+            exponential_backoff=exponential_backoff,
+            max_wait=max_wait,
+            max_consecutive_failures=self.max_consecutive_failures,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(timeout))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger fired: the portfolio id when synced, else the outcome's exception."""
+        checked = check_event(event)
+        if checked["status"] != "synced":
+            raise_for_outcome(checked["status"], outcome_message(checked))
+        self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))
+        return str(checked["portfolio_id"])
