@@ -4,7 +4,8 @@
 currency, chart type, P&L window, dates) by building the first request of every dataset, which
 validates without sending anything: a typo in the last dataset fails before the first paid
 request. :func:`extract_rows` then reads one dataset through the hook and yields flat rows
-(see :mod:`.schemas`); paginated datasets are consumed lazily, so memory is bounded by one page.
+(see :mod:`.schemas`). Paginated datasets are read ``max_pages_in_flight`` pages at a time and
+consumed lazily, so memory is bounded by that many pages (see :mod:`.pages`).
 
 Incremental transaction loads pass ``since`` (the destination's watermark): the request carries
 ``from`` and, because CoinStats documents that filter only in prose, pagination also stops once
@@ -20,26 +21,40 @@ Example::
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
-from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError, CoinStatsValidationError
-from airflow_provider_coinstats.export.schemas import DATASETS, iter_rows
+from airflow_provider_coinstats.exceptions import CoinStatsPaginationError, CoinStatsValidationError
+from airflow_provider_coinstats.export.columns import DATASETS
+from airflow_provider_coinstats.export.pages import (
+    DEFAULT_PAGES_IN_FLIGHT,
+    ReadStop,
+    current_stop,
+    read_pages,
+    stopping_reads,
+    validate_pages_in_flight,
+)
+from airflow_provider_coinstats.export.rows import iter_rows
 
 if TYPE_CHECKING:
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
-T = TypeVar("T")
+__all__ = [
+    "ExportOptions",
+    "ExportPlan",
+    "ReadStop",
+    "extract_rows",
+    "plan_export",
+    "stopping_reads",
+    "validate_datasets",
+]
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,8 @@ class ExportOptions:
 
     ``from_date``/``to_date`` bound transactions, snapshot items and P&L history (P&L needs
     both, or neither and a ``pl_range``); snapshot items take ``YYYY-MM-DD``. ``currency`` is
-    the currency of transactions, value and P&L amounts.
+    the currency of transactions, value and P&L amounts. ``max_pages_in_flight`` pages of a
+    paginated dataset are requested at once (1 to 16; see :mod:`.pages`).
 
     Example::
 
@@ -62,6 +78,7 @@ class ExportOptions:
     from_date: str | None = None
     to_date: str | None = None
     page_limit: int = MAX_PAGE_LIMIT
+    max_pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -95,11 +112,29 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _transactions_request(pid: str, o: ExportOptions, page: int, since: datetime | None) -> ApiRequest:
+def _coins_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
+    return builders.portfolio_coins(pid, page, o.page_limit, False)
+
+
+def _transactions_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
     from_date = _iso(since) if since is not None else o.from_date
     return builders.portfolio_transactions(
         pid, currency=o.currency, page=page, limit=o.page_limit, from_date=from_date, to_date=o.to_date
     )
+
+
+def _snapshot_items_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
+    return builders.portfolio_snapshot_items(
+        pid, page=page, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date
+    )
+
+
+#: Paginated dataset -> (its request for page n, the answer keys holding the items; as the hook's).
+_PAGINATED: Final[Mapping[str, tuple[Callable[..., ApiRequest], tuple[str, ...]]]] = {
+    "coins": (_coins_request, ("result",)),
+    "transactions": (_transactions_request, ("data", "result")),
+    "snapshot_items": (_snapshot_items_request, ("result",)),
+}
 
 
 def _pl_kwargs(o: ExportOptions) -> dict[str, Any]:
@@ -125,14 +160,12 @@ def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
 
 #: dataset -> the first request it sends (validation happens while building it).
 _FIRST_REQUEST: Final[Mapping[str, Callable[[str, ExportOptions], ApiRequest]]] = {
-    "coins": lambda pid, o: builders.portfolio_coins(pid, 1, o.page_limit, False),
+    "coins": lambda pid, o: _coins_request(pid, o, 1),
     "value": lambda pid, o: builders.portfolio_value(pid, o.currency),
     "chart": lambda pid, o: builders.portfolio_chart(pid, o.chart_type),
-    "transactions": lambda pid, o: _transactions_request(pid, o, 1, None),
+    "transactions": lambda pid, o: _transactions_request(pid, o, 1),
     "defi": lambda pid, o: builders.portfolio_defi(pid),
-    "snapshot_items": lambda pid, o: builders.portfolio_snapshot_items(
-        pid, page=1, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date
-    ),
+    "snapshot_items": lambda pid, o: _snapshot_items_request(pid, o, 1),
     "pl_history": _pl_request,
 }
 
@@ -149,186 +182,72 @@ def plan_export(datasets: object, *, portfolio_id: object, options: ExportOption
     """
     names = validate_datasets(datasets)
     pid = builders.require_portfolio_id(portfolio_id)
+    validate_pages_in_flight(options.max_pages_in_flight)
     return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
 
 
-def _source(
-    hook: CoinStatsHook, dataset: str, pid: str, o: ExportOptions, since: datetime | None
-) -> Iterator[Any] | Callable[[], Any]:
-    """Paginated datasets: items that request their pages as they are consumed; others: the one call to make."""
-    if dataset == "coins":
-        return hook.iter_portfolio_coins(pid, limit=o.page_limit)
+def _single_read(hook: CoinStatsHook, dataset: str, pid: str, o: ExportOptions) -> Callable[[], Any]:
+    """The one call a dataset that is not paginated makes."""
     if dataset == "value":
         return partial(hook.get_portfolio_value, pid, o.currency)
     if dataset == "chart":
         return partial(hook.get_portfolio_chart, pid, o.chart_type)
-    if dataset == "transactions":
-        request = _transactions_request(pid, o, 1, since)
-        return hook.iter_portfolio_transactions(
-            pid,
-            currency=o.currency,
-            limit=o.page_limit,
-            from_date=request.params.get("from"),
-            to_date=request.params.get("to"),
-        )
     if dataset == "defi":
         return partial(hook.get_portfolio_defi, pid)
-    if dataset == "snapshot_items":
-        return hook.iter_portfolio_snapshot_items(pid, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date)
     return partial(hook.get_portfolio_pl_history, pid, **_pl_kwargs(o))
 
 
-def _answer(fetch: Callable[[], Any]) -> Iterator[Any]:
-    yield fetch()
+def _paged_items(
+    hook: CoinStatsHook,
+    build: Callable[[int], ApiRequest],
+    keys: tuple[str, ...],
+    o: ExportOptions,
+    stop: ReadStop | None,
+) -> Iterator[Any]:
+    """Items of a paginated dataset, pages read ``o.max_pages_in_flight`` at a time, with the hook's page guards.
 
-
-class ReadStop:
-    """Stops the read-ahead threads of one export: when the export ends, or at once when its task is killed.
-
-    ``end()`` (the export finished or failed) makes every producer stop before its next item, so a
-    failed write buys no further page; ``kill()`` (the task's ``on_kill``) also makes waiting
-    consumers raise :class:`~airflow_provider_coinstats.exceptions.CoinStatsExportCancelledError`.
-    Both only assign an attribute, so they are safe inside a signal handler: no lock is taken that
-    the interrupted thread might hold.
-
-    Example::
-
-        with stopping_reads() as stop:  # operator.execute; on_kill calls stop.kill()
-            table.load(extract_rows(hook, "transactions", pid, extracted_at=now, options=options), portfolio_id=pid)
+    As the hook's own pagination: a page repeating the previous one (a server ignoring ``page``)
+    or a full page at :data:`~airflow_provider_coinstats.hooks.coinstats.MAX_PAGES` raises
+    :class:`~airflow_provider_coinstats.exceptions.CoinStatsPaginationError` instead of paying on.
     """
+    from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, _items, _page_fingerprint
 
-    __slots__ = ("ended", "killed")
+    def fetch(page: int) -> list[Any]:
+        request = build(page)
+        return _items(hook.run(request), request, keys)
 
-    def __init__(self) -> None:
-        self.ended = False
-        self.killed = False
-
-    def end(self) -> None:
-        self.ended = True
-
-    def kill(self) -> None:
-        self.killed = True
-        self.ended = True
-
-
-#: The ReadStop of the export running in this context (set by :func:`stopping_reads`).
-_CURRENT_STOP: ContextVar[ReadStop | None] = ContextVar("coinstats_read_stop", default=None)
-
-
-@contextmanager
-def stopping_reads() -> Iterator[ReadStop]:
-    """A :class:`ReadStop` for every read-ahead started inside the block; ended when the block exits.
-
-    The block exits the moment a write fails, long before the failed load's row iterator is
-    garbage-collected, so producers stop at once instead of filling their queue.
-    """
-    stop = ReadStop()
-    token = _CURRENT_STOP.set(stop)
-    try:
-        yield stop
-    finally:
-        stop.end()
-        _CURRENT_STOP.reset(token)
+    previous: tuple[int, str, str] | None = None
+    pages = read_pages(fetch, page_size=o.page_limit, in_flight=o.max_pages_in_flight, max_pages=MAX_PAGES, stop=stop)
+    for page, items in pages:
+        fingerprint = _page_fingerprint(items)
+        if fingerprint is not None and fingerprint == previous:
+            raise CoinStatsPaginationError(
+                build(page).describe(),
+                page,
+                f"page {page} repeats page {page - 1} (the server ignores 'page'?); "
+                "stopped instead of paying for the same page again",
+            )
+        previous = fingerprint
+        yield from items
+        if page >= MAX_PAGES and len(items) >= o.page_limit:
+            raise CoinStatsPaginationError(
+                build(page).describe(), page, f"reached the limit of {MAX_PAGES} pages and the last page was full"
+            )
 
 
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE: Final = object()
-
-#: Seconds a waiting consumer waits between checks of its ``ReadStop``.
-_KILL_CHECK_SECONDS: Final = 0.1
-
-
-def read_ahead(items: Iterator[T], chunk: int, depth: int = 2, stop: ReadStop | None = None) -> Iterator[T]:
-    """``items``, produced by a background thread up to ``depth`` chunks ahead of the consumer.
-
-    Paginated reads wait on CoinStats for most of a page's time; fetching the next page while the
-    current one is flattened and written overlaps the two. Memory stays bounded: at most
-    ``depth + 1`` chunks of ``chunk`` items exist at once. Errors are re-raised in the consumer.
-
-    The producer checks before every item (so before every page request) whether the consumer
-    has stopped or ``stop`` has ended: at most the page in flight is read after that. The
-    consumer never joins the thread, which may be stuck in a slow read: it is a daemon and ends
-    after that read. Once ``stop`` has ended (``stop.kill()`` from ``on_kill``), the consumer
-    raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsExportCancelledError` within
-    0.1 s, however long the read in flight takes.
-    """
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    # Plain flags, read before every item: two attribute reads, no call, no lock.
-    consumer = ReadStop()  # ended when the consumer goes away
-    export = stop if stop is not None else consumer
-
-    def offer(value: Any) -> bool:
-        while not (consumer.ended or export.ended):
-            try:
-                chunks.put(value, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            if export.ended:  # killed before the first read: not even page 1 is bought
-                return
-            batch: list[T] = []
-            for item in items:
-                batch.append(item)
-                if len(batch) >= chunk:
-                    if not offer(batch):
-                        return
-                    batch = []
-                # Checked before the loop's next(), which may request a page.
-                if consumer.ended or export.ended:
-                    return
-            if not batch or offer(batch):
-                offer(_DONE)
-        except BaseException as error:  # handed to the consumer, which raises it
-            offer(_Failed(error))
-
-    def take() -> Any:
-        while True:
-            if export.ended:
-                # The producer has stopped too: waiting on would wait for ever.
-                raise CoinStatsExportCancelledError(
-                    "the task was killed while reading CoinStats"
-                    if export.killed
-                    else "the export ended before this read was consumed"
-                )
-            try:
-                return chunks.get(timeout=_KILL_CHECK_SECONDS)
-            except queue.Empty:
-                continue
-
-    worker = threading.Thread(target=produce, name="coinstats-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            value = take()
-            if value is _DONE:
-                return
-            if isinstance(value, _Failed):
-                raise value.error
-            yield from value
-    finally:
-        consumer.end()
-
-
-def _newer_than(rows: Iterator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:
+def _newer_than(rows: Generator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:
     # Rows at or after the watermark are re-read on purpose (the loader upserts on row_key), so a
     # transaction stamped exactly at the watermark is never lost.
     older_in_a_row = 0
-    for row in rows:
-        if row["date"] >= since:
-            older_in_a_row = 0
-            yield row
-            continue
-        older_in_a_row += 1
-        if older_in_a_row >= page_limit:
-            return
+    with closing(rows):  # stopping here stops the page reads at once (no new request starts)
+        for row in rows:
+            if row["date"] >= since:
+                older_in_a_row = 0
+                yield row
+                continue
+            older_in_a_row += 1
+            if older_in_a_row >= page_limit:
+                return
 
 
 def extract_rows(
@@ -343,8 +262,8 @@ def extract_rows(
     """Flat rows of one dataset, read through ``hook`` page by page.
 
     ``since`` (transactions only) limits the read to transactions dated at or after it. Every
-    request runs in a :func:`read_ahead` thread, under the :class:`ReadStop` of the enclosing
-    :func:`stopping_reads` block, if any.
+    request runs in a background thread (:func:`~.pages.read_pages`), under the
+    :class:`~.pages.ReadStop` of the enclosing :func:`~.pages.stopping_reads` block, if any.
 
     Example::
 
@@ -352,17 +271,19 @@ def extract_rows(
     """
     if since is not None and dataset != "transactions":
         raise CoinStatsValidationError("since", "incremental reads are supported for transactions only")
-    source = _source(hook, dataset, portfolio_id, options, since)
-    stop = _CURRENT_STOP.get()
+    stop = current_stop()
     # The connection is read here, in the task's own thread: Airflow 3.0's task SDK talks to its
-    # supervisor over one socket without a lock, so the read-ahead thread must not be the first to.
+    # supervisor over one socket without a lock, so the reading threads must not be the first to.
     hook.get_conn()
     payload: Iterable[Any] | Mapping[str, Any]
-    if isinstance(source, Iterator):
-        payload = read_ahead(source, options.page_limit, stop=stop)
+    paginated = _PAGINATED.get(dataset)
+    if paginated is not None:
+        build, keys = paginated
+        payload = _paged_items(hook, partial(build, portfolio_id, options, since=since), keys, options, stop)
     else:
         # One-request datasets are read in the background too, so a kill never waits for a hung read.
-        (payload,) = read_ahead(_answer(source), 1, stop=stop)
+        fetch = _single_read(hook, dataset, portfolio_id, options)
+        ((_, (payload,)),) = read_pages(lambda _: [fetch()], page_size=None, in_flight=1, stop=stop)
     rows = iter_rows(
         dataset,
         payload,

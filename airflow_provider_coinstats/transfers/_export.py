@@ -27,6 +27,7 @@ from airflow_provider_coinstats.export.extract import (
     stopping_reads,
     validate_datasets,
 )
+from airflow_provider_coinstats.export.pages import DEFAULT_PAGES_IN_FLIGHT, validate_pages_in_flight
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ def is_templated(value: object) -> bool:
 
 
 class _ExportOperator(BaseOperator):
-    """Shared base of the export operators; not for direct use."""
+    """Shared base of the export operators; not for direct use.
+
+    ``max_pages_in_flight`` (1 to 16, default 4) pages of a paginated dataset are requested at
+    once; 1 reads page after page (see :mod:`airflow_provider_coinstats.export.pages`).
+    """
 
     template_fields: Sequence[str] = (
         "portfolio_id",
@@ -64,6 +69,7 @@ class _ExportOperator(BaseOperator):
         from_date: str | None = None,
         to_date: str | None = None,
         page_limit: int = 100,
+        max_pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
         **kwargs: Any,
     ) -> None:
         user_outlets = kwargs.get("outlets")
@@ -79,6 +85,8 @@ class _ExportOperator(BaseOperator):
         self.from_date = from_date
         self.to_date = to_date
         self.page_limit = page_limit
+        # Not templated, so a bad value fails when the DAG is parsed.
+        self.max_pages_in_flight = validate_pages_in_flight(max_pages_in_flight)
         self._emit_assets = user_outlets is None
         self._reads: ReadStop | None = None
 
@@ -114,6 +122,7 @@ class _ExportOperator(BaseOperator):
             from_date=self.from_date,
             to_date=self.to_date,
             page_limit=self.page_limit,
+            max_pages_in_flight=self.max_pages_in_flight,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:

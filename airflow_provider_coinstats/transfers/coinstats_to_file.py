@@ -31,10 +31,12 @@ class CoinStatsToFileOperator(_ExportOperator):
     """Write portfolio datasets as JSON Lines or CSV files through ``ObjectStoragePath``.
 
     One file per dataset, portfolio and run: ``<path>/<dataset>/portfolio_id=<id>/<logical
-    date>.<format>``, so a rerun replaces its own files. Rows stream page by page (memory stays
-    bounded by a page). A file appears whole or not at all: object stores publish it with the
-    filesystem's own commit (an s3fs multipart upload completes only then, and is aborted on
-    failure), local files are renamed into place; a failed run keeps the previous file. CSV
+    date>.<format>``, so a rerun replaces its own files. Rows stream page by page, with
+    ``max_pages_in_flight`` pages (default 4) requested at once (memory stays bounded by that many
+    pages; see :mod:`airflow_provider_coinstats.export.pages`). A file appears whole or not at
+    all: object stores publish it with the filesystem's own commit (an s3fs multipart upload
+    completes only then, and is aborted on failure), local files are renamed into place; a
+    failed run keeps the previous file. CSV
     text cells that a spreadsheet would run as a formula get a leading ``'``; see
     :mod:`airflow_provider_coinstats.export.files`. Each dataset updates the Asset
     :func:`~airflow_provider_coinstats.export.assets.file_asset` ``(path, dataset)`` when
