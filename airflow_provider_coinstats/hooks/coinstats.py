@@ -1,4 +1,4 @@
-"""``CoinStatsHook``: the CoinStats API from Airflow, on requests + tenacity.
+"""``CoinStatsHook``: the CoinStats API from Airflow, on requests.
 
 The hook reads the API key from an Airflow connection of type ``coinstats`` and offers one method
 per endpoint the provider needs. Requests are built (and validated) by
