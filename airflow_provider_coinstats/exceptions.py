@@ -227,10 +227,51 @@ class CoinStatsPaginationError(CoinStatsError):
         super().__init__(f"CoinStats {request}: pagination stopped at page {page}: {problem}")
 
 
+class CoinStatsBudgetExceededError(CoinStatsError):
+    """A call was refused before it was sent: it would pass the task's credit budget, or the plan
+    has fewer credits left than the task requires (``min_remaining_credits``).
+
+    Permanent: running the task again would hit the same budget. Nothing was sent and nothing was
+    charged for the refused call. ``spent``, ``budget`` and ``cost`` hold the numbers the message names.
+
+    Example::
+
+        CoinStatsBudgetExceededError.for_call("GET /portfolio/transactions", spent=12, budget=14, cost=4)
+    """
+
+    def __init__(self, message: str, *, spent: int, budget: int, cost: int) -> None:
+        self.spent = spent
+        self.budget = budget
+        self.cost = cost
+        super().__init__(message)
+
+    @classmethod
+    def for_call(cls, request: str, *, spent: int, budget: int, cost: int) -> CoinStatsBudgetExceededError:
+        """The next call (``cost`` credits) would take ``spent`` past ``budget``."""
+        return cls(
+            f"CoinStats {request} refused before sending: it costs {cost} credits and this task has "
+            f"spent {spent} of its budget of {budget} credits (max_credits / max_credits_per_task)",
+            spent=spent,
+            budget=budget,
+            cost=cost,
+        )
+
+    @classmethod
+    def for_plan(cls, *, remaining: int, minimum: int) -> CoinStatsBudgetExceededError:
+        """The plan has ``remaining`` credits, fewer than the ``minimum`` the task requires."""
+        return cls(
+            f"CoinStats plan has {remaining} credits left, below min_remaining_credits={minimum}: "
+            "stopped before spending any",
+            spent=0,
+            budget=remaining,
+            cost=minimum,
+        )
+
+
 #: Errors that a retry of the Airflow task cannot fix: bad input, a wrong key, plan limits,
-#: exhausted credits, an unknown portfolio, a redirect, endless pagination. Operators fail at once
-#: on these instead of spending task retries. (A 409 is not here: it means "not yet", and only
-#: waiting fixes it.)
+#: exhausted credits, an unknown portfolio, a redirect, endless pagination, a credit budget.
+#: Operators fail at once on these instead of spending task retries. (A 409 is not here: it means
+#: "not yet", and only waiting fixes it.)
 PERMANENT_ERRORS: tuple[type[CoinStatsError], ...] = (
     CoinStatsBadRequestError,
     CoinStatsNotFoundError,
@@ -239,6 +280,7 @@ PERMANENT_ERRORS: tuple[type[CoinStatsError], ...] = (
     CoinStatsCreditsExhaustedError,
     CoinStatsRedirectError,
     CoinStatsPaginationError,
+    CoinStatsBudgetExceededError,
     CoinStatsValidationError,
     CoinStatsConfigError,
 )

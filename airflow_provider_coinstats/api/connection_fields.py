@@ -102,6 +102,15 @@ _FIELDS: Final = (
         minimum=0.0,
     ),
     ConnectionField(
+        "max_credits_per_task",
+        "Credit budget per task",
+        "Most credits one task may spend through this connection (documented costs); a call that "
+        "would pass it is refused before it is sent. A task's max_credits can only lower it. "
+        "Empty: no budget.",
+        "integer",
+        minimum=0,
+    ),
+    ConnectionField(
         "portfolio_url_template",
         "Portfolio link template",
         "http(s) URL of a portfolio's web page with {portfolio_id}, for the task's CoinStats link. "

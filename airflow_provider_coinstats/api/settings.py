@@ -63,6 +63,8 @@ class ClientSettings:
     retry: RetrySettings = RetrySettings()
     #: Web link to a portfolio with ``{portfolio_id}``; extra ``portfolio_url_template``.
     portfolio_url_template: str | None = None
+    #: Most credits one task may spend through this connection; extra ``max_credits_per_task``.
+    max_credits_per_task: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -107,6 +109,7 @@ class ClientSettings:
             timeout=values["timeout"],
             retry=retry,
             portfolio_url_template=values["portfolio_url_template"],
+            max_credits_per_task=values["max_credits_per_task"],
         )
 
 

@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from types import TracebackType
@@ -33,6 +34,7 @@ from airflow_provider_coinstats.api.settings import (
     with_max_attempts,
 )
 from airflow_provider_coinstats.exceptions import (
+    CoinStatsBudgetExceededError,
     CoinStatsError,
     CoinStatsInvalidResponseError,
     CoinStatsPaginationError,
@@ -94,6 +96,11 @@ class CoinStatsHookBase(BaseHook):
     it from their failure budget); ``credits_spent`` adds up the documented cost of every call
     that succeeded; ``deadline`` (UNIX time) on ``run`` keeps retries from running past it.
 
+    The credit budget is the smaller of ``max_credits`` and the connection's extra
+    ``max_credits_per_task``: a call whose documented cost would take ``credits_spent`` (plus
+    the calls in flight) past it is refused before it is sent, with
+    :class:`~airflow_provider_coinstats.exceptions.CoinStatsBudgetExceededError`.
+
     Example::
 
         class MyHook(CoinStatsHookBase): ...
@@ -104,16 +111,72 @@ class CoinStatsHookBase(BaseHook):
     conn_type = "coinstats"
     hook_name = "CoinStats"
 
-    def __init__(self, coinstats_conn_id: str = default_conn_name, max_attempts: int | None = None) -> None:
+    def __init__(
+        self,
+        coinstats_conn_id: str = default_conn_name,
+        max_attempts: int | None = None,
+        max_credits: int | None = None,
+    ) -> None:
         super().__init__()
         self.coinstats_conn_id = coinstats_conn_id
         self.max_attempts = max_attempts
+        self.max_credits = validate_credits("max_credits", max_credits)
         self.credits_spent = 0
+        # Credits of calls sent but not answered yet: with several pages in flight, each is
+        # checked against the budget as if the ones before it had already been charged.
+        self._credits_in_flight = 0
         # Exports read pages from several threads at once; += on an attribute is not atomic.
         self._credits_lock = threading.Lock()
 
     def _with_budget(self, settings: ClientSettings) -> ClientSettings:
         return with_max_attempts(settings, self.max_attempts)
+
+    def credit_budget(self, settings: ClientSettings) -> int | None:
+        """The budget in force: the smaller of ``max_credits`` and the connection's ``max_credits_per_task``."""
+        budgets = [b for b in (self.max_credits, settings.max_credits_per_task) if b is not None]
+        return min(budgets) if budgets else None
+
+    @contextmanager
+    def _charged_within_budget(self, request: ApiRequest, settings: ClientSettings) -> Iterator[None]:
+        """Around one send: refuse it before sending if its documented cost would pass the budget,
+        count its credits as spent if it succeeds."""
+        budget = self.credit_budget(settings)
+        with self._credits_lock:
+            committed = self.credits_spent + self._credits_in_flight
+            if budget is not None and request.credits > 0 and committed + request.credits > budget:
+                raise CoinStatsBudgetExceededError.for_call(
+                    request.describe(), spent=committed, budget=budget, cost=request.credits
+                )
+            self._credits_in_flight += request.credits
+        charged = False
+        try:
+            yield
+            charged = True
+        finally:
+            with self._credits_lock:
+                self._credits_in_flight -= request.credits
+                if charged:
+                    self.credits_spent += request.credits
+
+    @staticmethod
+    def _validated_minimum(minimum: object) -> int:
+        """``min_remaining_credits``, checked before the usage call is sent."""
+        checked = validate_credits("min_remaining_credits", minimum)
+        if checked is None:
+            raise CoinStatsValidationError("min_remaining_credits", "must be an integer >= 0, got None")
+        return checked
+
+    def _check_remaining(self, usage: Any, minimum: int) -> int:
+        """The plan's remaining credits from a /usage/credits answer; raises below ``minimum``."""
+        remaining = usage.get("remainingCredits") if isinstance(usage, dict) else None
+        if isinstance(remaining, bool) or not isinstance(remaining, int | float):
+            raise CoinStatsInvalidResponseError(
+                200, "usage answer has no numeric 'remainingCredits'", method="GET", path="/usage/credits"
+            )
+        if remaining < minimum:
+            raise CoinStatsBudgetExceededError.for_plan(remaining=int(remaining), minimum=minimum)
+        self.log.info("CoinStats plan has %d credits left (min_remaining_credits=%d)", remaining, minimum)
+        return int(remaining)
 
     @staticmethod
     def _retry_until(settings: ClientSettings, deadline: float | None) -> RetrySettings:
@@ -129,8 +192,9 @@ class CoinStatsHook(CoinStatsHookBase):
 
     The connection (type ``coinstats``) keeps the API key in ``password``; ``host`` is optional
     (default ``https://openapiv1.coinstats.app``; a loopback ``http://`` URL such as the sandbox's
-    is accepted); extras ``timeout`` (seconds, default 30), ``max_attempts`` (default 5) and
-    ``auth_type`` (``x-api-key`` or ``bearer``).
+    is accepted); extras ``timeout`` (seconds, default 30), ``max_attempts`` (default 5),
+    ``auth_type`` (``x-api-key`` or ``bearer``) and ``max_credits_per_task`` (a credit budget,
+    which ``max_credits=`` can only lower).
 
     Use it as a context manager (or call :meth:`close`) so its pooled connections are closed.
 
@@ -141,12 +205,19 @@ class CoinStatsHook(CoinStatsHookBase):
             for tx in hook.iter_portfolio_transactions(result.portfolio_id):
                 ...
             hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
+
+        with CoinStatsHook(max_credits=50) as hook:
+            hook.require_remaining_credits(1000)  # free; raises if the plan has less left
+            hook.get_portfolio_coins(portfolio_id)  # refused before sending if it would pass 50
     """
 
     def __init__(
-        self, coinstats_conn_id: str = CoinStatsHookBase.default_conn_name, max_attempts: int | None = None
+        self,
+        coinstats_conn_id: str = CoinStatsHookBase.default_conn_name,
+        max_attempts: int | None = None,
+        max_credits: int | None = None,
     ) -> None:
-        super().__init__(coinstats_conn_id, max_attempts)
+        super().__init__(coinstats_conn_id, max_attempts, max_credits)
         self._transport: SyncTransport | None = None
 
     # --- connection -----------------------------------------------------------------------------
@@ -190,10 +261,8 @@ class CoinStatsHook(CoinStatsHookBase):
 
     def run(self, request: ApiRequest, *, deadline: float | None = None) -> Any:
         """Send one request (with retries, ending by ``deadline``) and return its decoded JSON."""
-        payload = self.transport.send(request, self._retry_until(self.settings, deadline))
-        with self._credits_lock:
-            self.credits_spent += request.credits
-        return payload
+        with self._charged_within_budget(request, self.settings):
+            return self.transport.send(request, self._retry_until(self.settings, deadline))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with GET /usage/credits, which costs no credits; closes what it opened."""
@@ -376,6 +445,15 @@ class CoinStatsHook(CoinStatsHookBase):
         request = builders.usage_credits()
         return _object(self.run(request), request)
 
+    def require_remaining_credits(self, minimum: int) -> int:
+        """Stop before spending when the plan is nearly empty: the remaining credits, or raise.
+
+        Reads GET /usage/credits (free) and raises :class:`CoinStatsBudgetExceededError` when the
+        plan has fewer than ``minimum`` credits left.
+        """
+        checked = self._validated_minimum(minimum)
+        return self._check_remaining(self.run(builders.usage_credits()), checked)
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _paginate(
@@ -436,6 +514,15 @@ class CoinStatsHook(CoinStatsHookBase):
         from airflow_provider_coinstats.hooks.connection_form import legacy_form_widgets
 
         return legacy_form_widgets()
+
+
+def validate_credits(name: str, value: object) -> int | None:
+    """A credit count argument (``max_credits``, ``min_remaining_credits``): ``None`` or an integer >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CoinStatsValidationError(name, f"must be an integer >= 0 (credits) or None, got {value!r}")
+    return value
 
 
 def _page_fingerprint(items: list[Any]) -> tuple[int, str, str] | None:

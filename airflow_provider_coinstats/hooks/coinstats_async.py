@@ -61,9 +61,12 @@ class CoinStatsAsyncHook(CoinStatsHookBase):
     """
 
     def __init__(
-        self, coinstats_conn_id: str = CoinStatsHookBase.default_conn_name, max_attempts: int | None = None
+        self,
+        coinstats_conn_id: str = CoinStatsHookBase.default_conn_name,
+        max_attempts: int | None = None,
+        max_credits: int | None = None,
     ) -> None:
-        super().__init__(coinstats_conn_id, max_attempts)
+        super().__init__(coinstats_conn_id, max_attempts, max_credits)
         self._settings: ClientSettings | None = None
         self._transport: AsyncTransport | None = None
 
@@ -83,9 +86,15 @@ class CoinStatsAsyncHook(CoinStatsHookBase):
             from airflow_provider_coinstats.api.async_transport import AsyncTransport
 
             self._transport = AsyncTransport(settings, self.log)
-        payload = await self._transport.send(request, self._retry_until(settings, deadline))
-        self.credits_spent += request.credits
-        return payload
+        with self._charged_within_budget(request, settings):
+            return await self._transport.send(request, self._retry_until(settings, deadline))
+
+    async def require_remaining_credits(self, minimum: int) -> int:
+        """The async twin of :meth:`CoinStatsHook.require_remaining_credits` (GET /usage/credits, free)."""
+        from airflow_provider_coinstats.api import builders
+
+        checked = self._validated_minimum(minimum)
+        return self._check_remaining(await self.run(builders.usage_credits()), checked)
 
     async def reread_connection(self) -> bool:
         """After a 401: read the connection again; True when it now holds another key or base URL.

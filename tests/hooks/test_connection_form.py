@@ -170,12 +170,14 @@ def test_every_declared_field_reaches_the_settings() -> None:
         "retry_after_max": "9",
         "max_retry_time": 42,
         "portfolio_url_template": "https://app.example/p/{portfolio_id}",
+        "max_credits_per_task": "120",
     }
     assert set(chosen) == set(FIELDS)  # a new field must be added here too
     s = ClientSettings.from_connection(host=None, password="k", extra=chosen)
     assert (s.timeout, s.auth_type, s.portfolio_url_template) == (2.5, "bearer", chosen["portfolio_url_template"])
     assert (s.retry.max_attempts, s.retry.backoff_base, s.retry.backoff_max) == (7, 0.25, 3.0)
     assert (s.retry.retry_after_max, s.retry.max_retry_time) == (9.0, 42.0)
+    assert s.max_credits_per_task == 120
 
 
 @pytest.mark.parametrize("name", [n for n, f in FIELDS.items() if f.minimum is not None])
