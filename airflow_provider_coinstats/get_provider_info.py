@@ -45,7 +45,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.hooks.coinstats"]}],
-        "operators": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.operators.portfolio"]}],
+        "operators": [
+            {
+                "integration-name": "CoinStats",
+                "python-modules": [f"{_PKG}.operators.portfolio", f"{_PKG}.operators.lifecycle"],
+            }
+        ],
         "sensors": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.sensors.portfolio"]}],
         "triggers": [{"integration-name": "CoinStats", "python-modules": [f"{_PKG}.triggers.portfolio"]}],
         "transfers": [
