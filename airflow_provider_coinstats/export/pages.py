@@ -28,12 +28,12 @@ Where it stops:
   a slow read ends after it.
 
 Measured with ``python -m benchmarks export`` on a 2-core machine shared with other work
-(100,000 transactions to JSON Lines, the sandbox answering each page after 100 ms; a bare
-sequential loop took 110 to 160 s): 1 page in flight 129 s, 2: 65 s, 4: 34 s (3.1x the bare
-loop at load average 6 to 10, 4.7x at 2), 8: 22 s (7.2x). The default,
-:data:`DEFAULT_PAGES_IN_FLIGHT` = 4, is the smallest that stays above 3x on a busy machine; 8
-would double the burst of requests the API's rate limit sees and the pages paid past the end (up
-to 7). It stays well inside the transport's connection pool (16).
+(100,000 transactions, the sandbox answering each page after 100 ms; the bare sequential loop
+takes 117 s at load average 2 to 3): 1 page in flight 129 s, 2: 65 s, 4: 34 to 38 s (3.1x to
+3.4x the bare loop, JSON Lines and SQLite, two runs), 8: 22 s (5.3x). The default,
+:data:`DEFAULT_PAGES_IN_FLIGHT` = 4, is the smallest that stays above 3x; 8 would double the
+burst of requests the API's rate limit sees and the pages paid past the end (up to 7). It stays
+well inside the transport's connection pool (16).
 
 Example::
 
