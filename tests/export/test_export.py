@@ -22,6 +22,7 @@ from airflow_provider_coinstats._compat import AirflowFailException
 from airflow_provider_coinstats.exceptions import CoinStatsDestinationError, CoinStatsValidationError
 from airflow_provider_coinstats.export import get_schema, iter_rows
 from airflow_provider_coinstats.export.extract import ExportOptions, extract_rows
+from airflow_provider_coinstats.export.pages import DEFAULT_PAGES_IN_FLIGHT
 from airflow_provider_coinstats.export.sql import SqlTable
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 from airflow_provider_coinstats.sandbox import Fault
@@ -287,4 +288,13 @@ def test_a_100k_transaction_portfolio_arrives_whole_without_duplicates(
         for item in (newest, oldest)
     ]
     assert [datetime.fromisoformat(d) for d in dates] == [row["date"] for row in flat]
-    assert len(coinstats_conn.state.requests(endpoint="portfolio_transactions")) == 1001 + 2
+    # The export's own page reads (limit 100; the two checks above ask for limit 1): every page once,
+    # pages 1-1001 all there (1001 is the short last one), and at most the window's worth past the end.
+    pages = [
+        int(r.query["page"])
+        for r in coinstats_conn.state.requests(endpoint="portfolio_transactions")
+        if r.query.get("limit") == "100"
+    ]
+    assert len(pages) == len(set(pages))
+    assert set(range(1, 1002)) <= set(pages)
+    assert max(pages) <= 1001 + DEFAULT_PAGES_IN_FLIGHT - 1
