@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
-from airflow_provider_coinstats.exceptions import CoinStatsPaginationError, CoinStatsValidationError
+from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import DATASETS
 from airflow_provider_coinstats.export.pages import (
     DEFAULT_PAGES_IN_FLIGHT,
@@ -210,29 +210,19 @@ def _paged_items(
     or a full page at :data:`~airflow_provider_coinstats.hooks.coinstats.MAX_PAGES` raises
     :class:`~airflow_provider_coinstats.exceptions.CoinStatsPaginationError` instead of paying on.
     """
-    from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, _items, _page_fingerprint
+    from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, PageGuard, _items
 
     def fetch(page: int) -> list[Any]:
         request = build(page)
         return _items(hook.run(request), request, keys)
 
-    previous: tuple[int, str, str] | None = None
+    guard = PageGuard(o.page_limit, max_pages=MAX_PAGES)
     pages = read_pages(fetch, page_size=o.page_limit, in_flight=o.max_pages_in_flight, max_pages=MAX_PAGES, stop=stop)
     for page, items in pages:
-        fingerprint = _page_fingerprint(items)
-        if fingerprint is not None and fingerprint == previous:
-            raise CoinStatsPaginationError(
-                build(page).describe(),
-                page,
-                f"page {page} repeats page {page - 1} (the server ignores 'page'?); "
-                "stopped instead of paying for the same page again",
-            )
-        previous = fingerprint
+        guard.check_repeat(build(page), page, items)
         yield from items
-        if page >= MAX_PAGES and len(items) >= o.page_limit:
-            raise CoinStatsPaginationError(
-                build(page).describe(), page, f"reached the limit of {MAX_PAGES} pages and the last page was full"
-            )
+        # read_pages ends the read at the short page itself; this raises at a full last page.
+        guard.is_last(build(page), page, items)
 
 
 def _newer_than(rows: Generator[dict[str, Any]], since: datetime, page_limit: int) -> Iterator[dict[str, Any]]:

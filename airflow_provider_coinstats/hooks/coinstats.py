@@ -470,31 +470,17 @@ class CoinStatsHook(CoinStatsHookBase):
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise CoinStatsValidationError("max_pages", f"must be an integer >= 1, got {max_pages!r}")
 
+        guard = PageGuard(limit, start_page=start_page, max_pages=max_pages)
+
         def pages() -> Iterator[dict[str, Any]]:
             page = start_page
-            previous: tuple[int, str, str] | None = None
             while True:
                 request = build(page)
                 items = _items(self.run(request), request, keys)
-                fingerprint = _page_fingerprint(items)
-                if fingerprint is not None and fingerprint == previous:
-                    raise CoinStatsPaginationError(
-                        request.describe(),
-                        page,
-                        f"page {page} repeats page {page - 1} (the server ignores 'page'?); "
-                        "stopped instead of paying for the same page again",
-                    )
-                previous = fingerprint
+                guard.check_repeat(request, page, items)
                 yield from items
-                # The API returns no totals: a short page is the last one.
-                if len(items) < limit:
+                if guard.is_last(request, page, items):
                     return
-                if page - start_page + 1 >= max_pages:
-                    raise CoinStatsPaginationError(
-                        request.describe(),
-                        page,
-                        f"reached the limit of {max_pages} pages and the last page was full",
-                    )
                 page += 1
 
         return pages()
@@ -523,6 +509,50 @@ def validate_credits(name: str, value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CoinStatsValidationError(name, f"must be an integer >= 0 (credits) or None, got {value!r}")
     return value
+
+
+class PageGuard:
+    """What keeps a paginated read from paying for ever, for the hook's pages and the export's.
+
+    A page that repeats the previous one (a server ignoring ``page``) or a full page at
+    ``max_pages`` raises :class:`CoinStatsPaginationError`; a short page is the last (the API
+    returns no totals).
+
+    Example::
+
+        guard = PageGuard(limit=100)
+        guard.check_repeat(request, page, items)  # before the items are used
+        if guard.is_last(request, page, items):  # after
+            ...
+    """
+
+    def __init__(self, limit: int, *, start_page: int = 1, max_pages: int = MAX_PAGES) -> None:
+        self.limit = limit
+        self.start_page = start_page
+        self.max_pages = max_pages
+        self._previous: tuple[int, str, str] | None = None
+
+    def check_repeat(self, request: ApiRequest, page: int, items: list[Any]) -> None:
+        """Raise if ``items`` repeat the previous page; remember them otherwise."""
+        fingerprint = _page_fingerprint(items)
+        if fingerprint is not None and fingerprint == self._previous:
+            raise CoinStatsPaginationError(
+                request.describe(),
+                page,
+                f"page {page} repeats page {page - 1} (the server ignores 'page'?); "
+                "stopped instead of paying for the same page again",
+            )
+        self._previous = fingerprint
+
+    def is_last(self, request: ApiRequest, page: int, items: list[Any]) -> bool:
+        """True for a short page; raise for a full page at the page limit."""
+        if len(items) < self.limit:
+            return True
+        if page - self.start_page + 1 >= self.max_pages:
+            raise CoinStatsPaginationError(
+                request.describe(), page, f"reached the limit of {self.max_pages} pages and the last page was full"
+            )
+        return False
 
 
 def _page_fingerprint(items: list[Any]) -> tuple[int, str, str] | None:

@@ -20,7 +20,6 @@ from airflow_provider_coinstats.api.catalog import ENDPOINTS, SYNC_ALL_MULTIPLIE
 from airflow_provider_coinstats.exceptions import CoinStatsNotFoundError, CoinStatsValidationError
 from airflow_provider_coinstats.hooks.coinstats import validate_credits
 from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
-from airflow_provider_coinstats.sync_probe.floors import validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
@@ -120,9 +119,12 @@ class CoinStatsSyncPortfolioOperator(SyncWaitMixin, _BudgetedOperator):
         self.portfolio_id = portfolio_id
         self.all_portfolios = all_portfolios
         self.wait_for_sync = wait_for_sync
-        self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
-        self.sync_timeout = validate_seconds("sync_timeout", sync_timeout)
-        self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
+        self.init_operator_wait(
+            poll_interval=poll_interval,
+            sync_timeout=sync_timeout,
+            probe=probe,
+            max_consecutive_failures=max_consecutive_failures,
+        )
 
     def execute(self, context: Context) -> str | None:
         portfolio_id = None if self.all_portfolios else self.portfolio_id
@@ -134,7 +136,7 @@ class CoinStatsSyncPortfolioOperator(SyncWaitMixin, _BudgetedOperator):
         self.call_within_budget(context, sync)
         if portfolio_id is None or not self.wait_for_sync:
             return portfolio_id
-        return self.wait_until_synced(portfolio_id, poll_interval=self.poll_interval, timeout=self.sync_timeout)
+        return self.wait_for_portfolio(portfolio_id)
 
 
 class CoinStatsDeletePortfolioOperator(_BudgetedOperator):

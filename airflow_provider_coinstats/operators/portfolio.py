@@ -29,7 +29,6 @@ from airflow_provider_coinstats.operators._credentials import (
     shown,
 )
 from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
-from airflow_provider_coinstats.sync_probe.floors import validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
@@ -74,9 +73,12 @@ class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
         self.portfolio_name = portfolio_name
         self.coinstats_conn_id = coinstats_conn_id
         self.wait_for_sync = wait_for_sync
-        self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
-        self.sync_timeout = validate_seconds("sync_timeout", sync_timeout)
-        self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
+        self.init_operator_wait(
+            poll_interval=poll_interval,
+            sync_timeout=sync_timeout,
+            probe=probe,
+            max_consecutive_failures=max_consecutive_failures,
+        )
 
     def connect(self, hook: CoinStatsHook) -> ConnectResult:
         raise NotImplementedError
@@ -103,7 +105,7 @@ class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
         ti.xcom_push(key=PORTFOLIO_URL_XCOM_KEY, value=url)
         if not self.wait_for_sync:
             return result.portfolio_id
-        return self.wait_until_synced(result.portfolio_id, poll_interval=self.poll_interval, timeout=self.sync_timeout)
+        return self.wait_for_portfolio(result.portfolio_id)
 
 
 class ConnectWalletOperator(_ConnectPortfolioOperator):

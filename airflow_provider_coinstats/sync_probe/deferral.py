@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
-from airflow_provider_coinstats.sync_probe.floors import defer_timeout
+from airflow_provider_coinstats.sync_probe.floors import defer_timeout, validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.sync_probe.outcomes import check_event, outcome_message, raise_for_outcome
 from airflow_provider_coinstats.sync_probe.probe import probe_request, run_probe, validate_probe
 
@@ -58,11 +58,25 @@ class SyncWaitMixin(_Operator):
     coinstats_conn_id: str
     probe: str
     max_consecutive_failures: int
+    poll_interval: float
+    sync_timeout: float
 
     def init_sync_wait(self, *, probe: object, max_consecutive_failures: object) -> None:
         """Check and keep the probe and the failure budget (called when the DAG is parsed)."""
         self.probe = validate_probe(probe)
         self.max_consecutive_failures = validate_failure_budget(max_consecutive_failures)
+
+    def init_operator_wait(
+        self, *, poll_interval: object, sync_timeout: object, probe: object, max_consecutive_failures: object
+    ) -> None:
+        """An operator's own wait arguments (``poll_interval``, ``sync_timeout``), checked when the DAG is parsed."""
+        self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
+        self.sync_timeout = validate_seconds("sync_timeout", sync_timeout)
+        self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
+
+    def wait_for_portfolio(self, portfolio_id: str) -> str:
+        """:meth:`wait_until_synced` with the operator's own ``poll_interval`` and ``sync_timeout``."""
+        return self.wait_until_synced(portfolio_id, poll_interval=self.poll_interval, timeout=self.sync_timeout)
 
     def is_synced(self, portfolio_id: object) -> bool:
         """One probe in the worker through the sync hook: True when synced, False while syncing.
