@@ -24,6 +24,7 @@ how much of the lag is that heap. The trigger itself never changes the process's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -224,37 +225,40 @@ def main() -> None:
         os.environ["AIRFLOW_CONN_COINSTATS_BENCH"] = json.dumps(
             {"conn_type": "coinstats", "host": url, "password": API_KEY, "extra": {"timeout": 60}}
         )
-        ids = make_portfolios(url, N + 1)
-        solo, ids = ids[:1], ids[1:]
-        admin(url, "config", {"latency": LATENCY})
-        # Warm-up: imports, the first connection lookup, aiohttp's first use are one-off costs.
-        assert asyncio.run(run_triggers(solo)).statuses == ["synced"]
-        resync(url, solo)
-        alone = asyncio.run(run_triggers(solo))
-        assert alone.statuses == ["synced"], alone.statuses
+        # Every trigger logs each poll (Airflow's structlog writes to stdout): thousands of lines that
+        # would bury the summary. They go to stderr, which `python -m benchmarks` sends to a log file.
+        with contextlib.redirect_stdout(sys.stderr):
+            ids = make_portfolios(url, N + 1)
+            solo, ids = ids[:1], ids[1:]
+            admin(url, "config", {"latency": LATENCY})
+            # Warm-up: imports, the first connection lookup, aiohttp's first use are one-off costs.
+            assert asyncio.run(run_triggers(solo)).statuses == ["synced"]
+            resync(url, solo)
+            alone = asyncio.run(run_triggers(solo))
+            assert alone.statuses == ["synced"], alone.statuses
 
-        crowd = asyncio.run(run_triggers(ids, proc.pid))
-        assert crowd.statuses.count("synced") == N, crowd.statuses[:5]
-        target, longest, polling = ideal(crowd, alone)
+            crowd = asyncio.run(run_triggers(ids, proc.pid))
+            assert crowd.statuses.count("synced") == N, crowd.statuses[:5]
+            target, longest, polling = ideal(crowd, alone)
 
-        resync(url, ids)
-        bare = asyncio.run(replay_bare(url, crowd.waits))
+            resync(url, ids)
+            bare = asyncio.run(replay_bare(url, crowd.waits))
 
-        resync(url, ids)
-        gc.collect()
-        gc.freeze()  # the Airflow import heap is no longer walked by each full collection
-        try:
-            frozen = asyncio.run(run_triggers(ids, proc.pid))
-        finally:
-            gc.unfreeze()
-        assert frozen.statuses.count("synced") == N
-        frozen_target = ideal(frozen, alone)[0]
+            resync(url, ids)
+            gc.collect()
+            gc.freeze()  # the Airflow import heap is no longer walked by each full collection
+            try:
+                frozen = asyncio.run(run_triggers(ids, proc.pid))
+            finally:
+                gc.unfreeze()
+            assert frozen.statuses.count("synced") == N
+            frozen_target = ideal(frozen, alone)[0]
 
-        resync(url, ids)  # last pass, traced, for memory only
-        tracemalloc.start()
-        asyncio.run(run_triggers(ids))
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+            resync(url, ids)  # last pass, traced, for memory only
+            tracemalloc.start()
+            asyncio.run(run_triggers(ids))
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
 
         print(
             f"triggers: {N} concurrent, {LATENCY * 1e3:.0f} ms latency, {NOT_SYNCED} x 409 then data each, "
