@@ -33,6 +33,16 @@ PYTHON_TYPES: Final[Mapping[str, type]] = MappingProxyType(
 
 _COLUMN_TYPE_NAMES: Final = frozenset(get_args(ColumnType))
 
+#: The widest exact decimal of Parquet's decimal128, Snowflake, SQL Server and BigQuery NUMERIC alike.
+DECIMAL_PRECISION: Final = 38
+#: Fractional digits of quantities, amounts and percents: 18 is the most decimals a token has on
+#: EVM chains (wei), and leaves 20 integer digits. Values with more (an exact product of two
+#: JSON numbers can have) are rounded to it by fixed-point writers.
+AMOUNT_SCALE: Final = 18
+#: Fractional digits of prices and crypto-denominated values: a token can cost 1e-10 BTC, and a
+#: JSON float carries up to 17 significant digits; 14 integer digits remain.
+PRICE_SCALE: Final = 24
+
 
 @dataclass(frozen=True)
 class Column:
@@ -47,10 +57,24 @@ class Column:
     type: ColumnType
     nullable: bool = True
     description: str = ""
+    #: ``decimal`` columns only: total and fractional digits a writer with fixed-point types
+    #: (Parquet decimal128, SQL DECIMAL(p, s)) uses; defaults DECIMAL_PRECISION, AMOUNT_SCALE.
+    precision: int | None = None
+    scale: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _COLUMN_TYPE_NAMES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        if self.type != "decimal":
+            if self.precision is not None or self.scale is not None:
+                raise ValueError(f"column {self.name}: only decimal columns have a precision and scale")
+            return
+        precision = DECIMAL_PRECISION if self.precision is None else self.precision
+        scale = AMOUNT_SCALE if self.scale is None else self.scale
+        if not 0 <= scale <= precision <= DECIMAL_PRECISION:
+            raise ValueError(f"column {self.name}: needs 0 <= scale <= precision <= {DECIMAL_PRECISION}")
+        object.__setattr__(self, "precision", precision)  # frozen: fill the defaults once
+        object.__setattr__(self, "scale", scale)
 
 
 @dataclass(frozen=True)
@@ -95,8 +119,8 @@ class DatasetSchema:
 # --------------------------------------------------------------------------- columns
 
 
-def _col(name: str, type_: ColumnType, description: str, *, nullable: bool = True) -> Column:
-    return Column(name=name, type=type_, nullable=nullable, description=description)
+def _col(name: str, type_: ColumnType, description: str, *, nullable: bool = True, scale: int | None = None) -> Column:
+    return Column(name=name, type=type_, nullable=nullable, description=description, scale=scale)
 
 
 _COMMON: Final = (
@@ -131,9 +155,9 @@ _COINS_COLUMNS: Final = (
     _col("is_fiat", "boolean", "True for fiat cash holdings (coin.isFiat)."),
     _col("is_fake", "boolean", "CoinStats flags the token as fake or unverified (coin.isFake)."),
     _col("count", "decimal", "Quantity held, in coin units."),
-    _col("price_usd", "decimal", "Current price in USD (price.USD)."),
-    _col("price_btc", "decimal", "Current price in BTC (price.BTC)."),
-    _col("price_eth", "decimal", "Current price in ETH (price.ETH)."),
+    _col("price_usd", "decimal", "Current price in USD (price.USD).", scale=PRICE_SCALE),
+    _col("price_btc", "decimal", "Current price in BTC (price.BTC).", scale=PRICE_SCALE),
+    _col("price_eth", "decimal", "Current price in ETH (price.ETH).", scale=PRICE_SCALE),
     _col("value_usd", "decimal", "Holding value in USD: count x price_usd, multiplied exactly."),
     _col("price_change_1h_percent", "decimal", "Market price change over the last hour, percent."),
     _col("price_change_24h_percent", "decimal", "Market price change over the last 24 hours, percent."),
@@ -151,14 +175,30 @@ _COINS_COLUMNS: Final = (
         )
         for key, suffix, words in PERIODS
     ),
-    _col("average_buy_all_time_usd", "decimal", "Average buy price in USD over all time (averageBuy.allTime.USD)."),
-    _col("average_buy_last_trade_usd", "decimal", "Buy price in USD of the last trade (averageBuy.lastTrade.USD)."),
+    _col(
+        "average_buy_all_time_usd",
+        "decimal",
+        "Average buy price in USD over all time (averageBuy.allTime.USD).",
+        scale=PRICE_SCALE,
+    ),
+    _col(
+        "average_buy_last_trade_usd",
+        "decimal",
+        "Buy price in USD of the last trade (averageBuy.lastTrade.USD).",
+        scale=PRICE_SCALE,
+    ),
     _col(
         "average_sell_all_time_usd",
         "decimal",
         "Average sell price in USD over all time; CoinStats sends 0 if never sold.",
+        scale=PRICE_SCALE,
     ),
-    _col("average_sell_last_trade_usd", "decimal", "Sell price in USD of the last trade (averageSell.lastTrade.USD)."),
+    _col(
+        "average_sell_last_trade_usd",
+        "decimal",
+        "Sell price in USD of the last trade (averageSell.lastTrade.USD).",
+        scale=PRICE_SCALE,
+    ),
     _col("liquidity_score", "decimal", "Liquidity score; only when read with include_risk_score."),
     _col("volatility_score", "decimal", "Volatility score; only when read with include_risk_score."),
     _col("market_cap_score", "decimal", "Market-cap score; only when read with include_risk_score."),
@@ -184,8 +224,8 @@ _CHART_COLUMNS: Final = (
     *_COMMON,
     _col("timestamp", "timestamp", "Time of the chart point (UTC).", nullable=False),
     _col("value_usd", "decimal", "Portfolio value in USD at that time."),
-    _col("value_btc", "decimal", "Portfolio value in BTC at that time."),
-    _col("value_eth", "decimal", "Portfolio value in ETH at that time."),
+    _col("value_btc", "decimal", "Portfolio value in BTC at that time.", scale=PRICE_SCALE),
+    _col("value_eth", "decimal", "Portfolio value in ETH at that time.", scale=PRICE_SCALE),
 )
 
 _TRANSACTIONS_COLUMNS: Final = (
@@ -209,7 +249,7 @@ _TRANSACTIONS_COLUMNS: Final = (
     _col("fee_coin_id", "string", "Coin the fee was paid in (fee.coin.identifier)."),
     _col("fee_symbol", "string", "Ticker symbol of the fee coin."),
     _col("fee_count", "decimal", "Fee quantity in fee-coin units (fee.count)."),
-    _col("fee_price", "decimal", "Fee coin price at the transaction date, in currency (fee.price)."),
+    _col("fee_price", "decimal", "Fee coin price at the transaction date, in currency (fee.price).", scale=PRICE_SCALE),
     _col("fee_total_worth", "decimal", "Fee value at the transaction date, in currency (fee.totalWorth)."),
     _col("transfer_count", "integer", "Number of movement items over all transfers (a swap has 2)."),
     _col("sent_coin_id", "string", "Coin of the first item of the first Sent transfer (a swap's outgoing leg)."),
@@ -253,7 +293,7 @@ _DEFI_COLUMNS: Final = (
     _col("asset_symbol", "string", "Ticker symbol of the asset."),
     _col("asset_address", "string", "Token address of the asset."),
     _col("asset_amount", "decimal", "Quantity of the asset, in coin units."),
-    _col("asset_price_usd", "decimal", "Asset price in USD (price.USD)."),
+    _col("asset_price_usd", "decimal", "Asset price in USD (price.USD).", scale=PRICE_SCALE),
     _col("asset_value_usd", "decimal", "asset_amount x asset_price_usd, multiplied exactly."),
     _col("asset_danger", "boolean", "CoinStats flags the asset as dangerous (danger)."),
 )
@@ -266,7 +306,12 @@ _SNAPSHOT_COLUMNS: Final = (
     _col("quantity_change", "decimal", "Change of quantity since the previous day."),
     _col("balance", "decimal", "Value held that day, in USD (the endpoint takes no currency)."),
     _col("balance_change", "decimal", "Change of balance since the previous day, USD."),
-    _col("price_per_unit", "decimal", "Coin price that day, USD; null where CoinStats has no price (it sends 0)."),
+    _col(
+        "price_per_unit",
+        "decimal",
+        "Coin price that day, USD; null where CoinStats has no price (it sends 0).",
+        scale=PRICE_SCALE,
+    ),
     _col("price_percent_change", "decimal", "Price change since the previous day, percent; null without a price."),
     _col("total_balance", "decimal", "Whole portfolio's balance that day, USD (repeated on each coin row)."),
     _col("total_balance_change", "decimal", "Change of the whole balance since the previous day, USD."),
