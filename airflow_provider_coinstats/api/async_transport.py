@@ -86,6 +86,8 @@ class AsyncTransport:
                 self.settings.base_url + request.path,
                 params=dict(request.params) or None,
                 json=dict(request.json) if request.json is not None else None,
+                # Request-specific headers (a shared portfolio's sharetoken/passcode): never the URL.
+                headers=dict(request.headers) or None,
                 allow_redirects=False,
             ) as response:
                 body = await response.read()

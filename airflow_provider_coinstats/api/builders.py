@@ -9,6 +9,14 @@ Example::
     req = connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum", name="Vitalik")
     req.method, req.path  # -> ("POST", "/portfolio/wallet")
     req.json  # -> {"address": "0xd8dA...", "connectionId": "ethereum", "name": "Vitalik"}
+
+Portfolio reads take an API portfolio id or a :class:`~.shared.SharedPortfolio`; a shared one is
+sent as the documented ``sharetoken`` / ``passcode`` headers (never in the URL, which access logs
+and request descriptions show) and its values are listed in ``secrets``::
+
+    req = portfolio_coins(SharedPortfolio(token, passcode))
+    req.params  # -> {"page": "1", "limit": "100"}: no portfolioId, no token
+    req.headers  # -> {"sharetoken": token, "passcode": passcode}
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from airflow_provider_coinstats.api.catalog import (
     SYNC_ALL_MULTIPLIER,
     Endpoint,
 )
+from airflow_provider_coinstats.api.shared import SharedPortfolio
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 
 
@@ -34,8 +43,9 @@ from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 class ApiRequest:
     """One HTTP call to CoinStats, independent of the transport that sends it.
 
-    ``secrets`` lists values (exchange credentials) that must be scrubbed from any error text;
-    they are excluded from ``repr`` so a request can be logged.
+    ``secrets`` lists values (exchange credentials, share tokens and passcodes) that must be
+    scrubbed from any error text; they, the body and ``headers`` (request-specific headers such as
+    ``sharetoken``, sent by both transports) are excluded from ``repr`` so a request can be logged.
     """
 
     endpoint: Endpoint
@@ -44,6 +54,7 @@ class ApiRequest:
     json: Mapping[str, Any] | None = field(default=None, repr=False)
     credits: int = 0
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def method(self) -> str:
@@ -62,6 +73,7 @@ def _request(
     path: str | None = None,
     credits: int | None = None,
     secrets: tuple[str, ...] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> ApiRequest:
     endpoint = ENDPOINTS[name]
     clean = {k: v for k, v in (params or {}).items() if v is not None}
@@ -72,7 +84,15 @@ def _request(
         json=json,
         credits=endpoint.credits if credits is None else credits,
         secrets=secrets,
+        headers=dict(headers or {}),
     )
+
+
+def _read(name: str, portfolio: object, params: Mapping[str, str | None]) -> ApiRequest:
+    """A portfolio read selecting ``portfolio`` by ``portfolioId`` or by the share headers."""
+    if isinstance(portfolio, SharedPortfolio):
+        return _request(name, params=params, headers=portfolio.headers(), secrets=portfolio.secrets)
+    return _request(name, params={"portfolioId": _portfolio(portfolio), **params})
 
 
 # --- validation helpers ---------------------------------------------------------------------------
@@ -122,7 +142,16 @@ def require_portfolio_id(value: object) -> str:
     return require_text("portfolio_id", value)
 
 
+def require_portfolio(value: object) -> str | SharedPortfolio:
+    """A shared portfolio as is, or a portfolio id checked by :func:`require_portfolio_id`."""
+    return value if isinstance(value, SharedPortfolio) else require_portfolio_id(value)
+
+
 def _portfolio(portfolio_id: object) -> str:
+    if isinstance(portfolio_id, SharedPortfolio):
+        raise CoinStatsValidationError(
+            "portfolio_id", f"this call needs an API portfolio id; shared portfolio {portfolio_id} cannot be used"
+        )
     return require_text("portfolio_id", portfolio_id)
 
 
@@ -178,6 +207,7 @@ def list_portfolios() -> ApiRequest:
 
 
 def portfolio_status(portfolio_id: object) -> ApiRequest:
+    """GET /portfolio/status; documented with ``portfolioId`` only, so a shared portfolio is refused."""
     return _request("portfolio_status", params={"portfolioId": _portfolio(portfolio_id)})
 
 
@@ -198,29 +228,20 @@ def delete_portfolio(portfolio_id: object) -> ApiRequest:
 
 
 def portfolio_value(portfolio_id: object, currency: object = "USD") -> ApiRequest:
-    return _request(
-        "portfolio_value",
-        params={"portfolioId": _portfolio(portfolio_id), "currency": require_text("currency", currency)},
-    )
+    return _read("portfolio_value", portfolio_id, {"currency": require_text("currency", currency)})
 
 
 def portfolio_coins(
     portfolio_id: object, page: int = 1, limit: int = MAX_PAGE_LIMIT, include_risk_score: bool = False
 ) -> ApiRequest:
-    params = {"portfolioId": _portfolio(portfolio_id), **page_params(page, limit)}
+    params = page_params(page, limit)
     if include_risk_score:
         params["includeRiskScore"] = "true"
-    return _request("portfolio_coins", params=params)
+    return _read("portfolio_coins", portfolio_id, params)
 
 
 def portfolio_chart(portfolio_id: object, chart_type: object = "1m") -> ApiRequest:
-    return _request(
-        "portfolio_chart",
-        params={
-            "portfolioId": _portfolio(portfolio_id),
-            "type": _choice("chart_type", chart_type, CHART_TYPES),
-        },
-    )
+    return _read("portfolio_chart", portfolio_id, {"type": _choice("chart_type", chart_type, CHART_TYPES)})
 
 
 def portfolio_transactions(
@@ -234,10 +255,10 @@ def portfolio_transactions(
     to_date: object = None,
 ) -> ApiRequest:
     """GET /portfolio/transactions; ``currency`` is required by the API and defaults to USD."""
-    return _request(
+    return _read(
         "portfolio_transactions",
-        params={
-            "portfolioId": _portfolio(portfolio_id),
+        portfolio_id,
+        {
             "currency": require_text("currency", currency),
             **page_params(page, limit),
             "coinId": optional_text("coin_id", coin_id),
@@ -248,7 +269,7 @@ def portfolio_transactions(
 
 
 def portfolio_defi(portfolio_id: object) -> ApiRequest:
-    return _request("portfolio_defi", params={"portfolioId": _portfolio(portfolio_id)})
+    return _read("portfolio_defi", portfolio_id, {})
 
 
 def portfolio_snapshot_items(
@@ -265,10 +286,10 @@ def portfolio_snapshot_items(
         if not isinstance(coin_ids, list | tuple) or not all(isinstance(c, str) and c.strip() for c in coin_ids):
             raise CoinStatsValidationError("coin_ids", "must be a list of non-empty coin id strings")
         ids = ",".join(str(c).strip() for c in coin_ids) or None
-    return _request(
+    return _read(
         "portfolio_snapshot_items",
-        params={
-            "portfolioId": _portfolio(portfolio_id),
+        portfolio_id,
+        {
             **page_params(page, limit),
             "from": optional_text("from_date", from_date),
             "to": optional_text("to_date", to_date),
@@ -288,7 +309,6 @@ def portfolio_pl_history(
 ) -> ApiRequest:
     """GET /portfolio/pl/history: either ``range_`` or both ``from_date`` and ``to_date``."""
     params: dict[str, str | None] = {
-        "portfolioId": _portfolio(portfolio_id),
         "interval": _choice("interval", interval, PL_INTERVALS),
         "currency": require_text("currency", currency),
     }
@@ -299,7 +319,7 @@ def portfolio_pl_history(
         params.update({"from": start, "to": end})
     else:
         params["range"] = _choice("range_", range_, PL_RANGES)
-    return _request("portfolio_pl_history", params=params)
+    return _read("portfolio_pl_history", portfolio_id, params)
 
 
 # --- discovery and account -------------------------------------------------------------------------

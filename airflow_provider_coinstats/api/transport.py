@@ -156,6 +156,8 @@ class SyncTransport:
                 self.settings.base_url + request.path,
                 params=dict(request.params) or None,
                 json=dict(request.json) if request.json is not None else None,
+                # Request-specific headers (a shared portfolio's sharetoken/passcode): never the URL.
+                headers=dict(request.headers) or None,
             )
         )
         url = prepared.url or ""  # prepare_request always sets it

@@ -33,6 +33,7 @@ from airflow_provider_coinstats.api.settings import (
     settings_from_connection,
     with_max_attempts,
 )
+from airflow_provider_coinstats.api.shared import PortfolioRef
 from airflow_provider_coinstats.exceptions import (
     CoinStatsBudgetExceededError,
     CoinStatsError,
@@ -127,6 +128,15 @@ class CoinStatsHookBase(BaseHook):
         self._credits_in_flight = 0
         # Exports read pages from several threads at once; += on an attribute is not atomic.
         self._credits_lock = threading.Lock()
+        # Request secrets (share tokens, passcodes) already registered with the masker.
+        self._masked: set[str] = set()
+
+    def _mask_request_secrets(self, request: ApiRequest) -> None:
+        """Register a request's secrets with Airflow's masker once per hook (a second line of defence)."""
+        for value in request.secrets:
+            if value not in self._masked:
+                mask_secret(value)
+                self._masked.add(value)
 
     def _with_budget(self, settings: ClientSettings) -> ClientSettings:
         return with_max_attempts(settings, self.max_attempts)
@@ -204,6 +214,8 @@ class CoinStatsHook(CoinStatsHookBase):
             result = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum")
             for tx in hook.iter_portfolio_transactions(result.portfolio_id):
                 ...
+            # Every portfolio read also takes a portfolio the user tracks in the app, shared by link:
+            coins = hook.get_portfolio_coins(shared_portfolio_from_connection("my_share"))
             hook.credits_spent  # credits charged by the calls that succeeded, per the documented costs
 
         with CoinStatsHook(max_credits=50) as hook:
@@ -261,6 +273,7 @@ class CoinStatsHook(CoinStatsHookBase):
 
     def run(self, request: ApiRequest, *, deadline: float | None = None) -> Any:
         """Send one request (with retries, ending by ``deadline``) and return its decoded JSON."""
+        self._mask_request_secrets(request)
         with self._charged_within_budget(request, self.settings):
             return self.transport.send(request, self._retry_until(self.settings, deadline))
 
@@ -287,8 +300,7 @@ class CoinStatsHook(CoinStatsHookBase):
     ) -> ConnectResult:
         """Create (or find) the tracked portfolio for an exchange account. 10 credits."""
         request = builders.connect_exchange(exchange, connection_fields, name)
-        for value in request.secrets:
-            mask_secret(value)
+        self._mask_request_secrets(request)
         return ConnectResult.from_json(self.run(request), request)
 
     # --- portfolio management ------------------------------------------------------------------
@@ -319,13 +331,13 @@ class CoinStatsHook(CoinStatsHookBase):
 
     # --- portfolio data -------------------------------------------------------------------------
 
-    def get_portfolio_value(self, portfolio_id: str, currency: str = "USD") -> dict[str, Any]:
+    def get_portfolio_value(self, portfolio_id: PortfolioRef, currency: str = "USD") -> dict[str, Any]:
         request = builders.portfolio_value(portfolio_id, currency)
         return _object(self.run(request), request)
 
     def iter_portfolio_coins(
         self,
-        portfolio_id: str,
+        portfolio_id: PortfolioRef,
         *,
         limit: int = MAX_PAGE_LIMIT,
         include_risk_score: bool = False,
@@ -339,18 +351,18 @@ class CoinStatsHook(CoinStatsHookBase):
             max_pages=max_pages,
         )
 
-    def get_portfolio_coins(self, portfolio_id: str, include_risk_score: bool = False) -> list[dict[str, Any]]:
+    def get_portfolio_coins(self, portfolio_id: PortfolioRef, include_risk_score: bool = False) -> list[dict[str, Any]]:
         """All holdings as a list (a portfolio has tens of coins, not millions)."""
         return list(self.iter_portfolio_coins(portfolio_id, include_risk_score=include_risk_score))
 
-    def get_portfolio_chart(self, portfolio_id: str, chart_type: str = "1m") -> list[list[float]]:
+    def get_portfolio_chart(self, portfolio_id: PortfolioRef, chart_type: str = "1m") -> list[list[float]]:
         """``[[timestamp_ms, usd, btc, eth], ...]``."""
         request = builders.portfolio_chart(portfolio_id, chart_type)
         return _items(self.run(request), request, ("result",))  # type: ignore[return-value]
 
     def iter_portfolio_transactions(
         self,
-        portfolio_id: str,
+        portfolio_id: PortfolioRef,
         *,
         currency: str = "USD",
         limit: int = MAX_PAGE_LIMIT,
@@ -377,14 +389,14 @@ class CoinStatsHook(CoinStatsHookBase):
             max_pages=max_pages,
         )
 
-    def get_portfolio_defi(self, portfolio_id: str) -> dict[str, Any]:
+    def get_portfolio_defi(self, portfolio_id: PortfolioRef) -> dict[str, Any]:
         """DeFi positions. Expensive: 400 credits."""
         request = builders.portfolio_defi(portfolio_id)
         return _object(self.run(request), request)
 
     def iter_portfolio_snapshot_items(
         self,
-        portfolio_id: str,
+        portfolio_id: PortfolioRef,
         *,
         limit: int = MAX_PAGE_LIMIT,
         from_date: str | None = None,
@@ -409,7 +421,7 @@ class CoinStatsHook(CoinStatsHookBase):
 
     def get_portfolio_pl_history(
         self,
-        portfolio_id: str,
+        portfolio_id: PortfolioRef,
         *,
         interval: str = "daily",
         range_: str = "1m",

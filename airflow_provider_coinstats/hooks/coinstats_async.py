@@ -81,6 +81,11 @@ class CoinStatsAsyncHook(CoinStatsHookBase):
     async def run(self, request: ApiRequest, *, deadline: float | None = None) -> Any:
         """Send one request (with retries, ending by ``deadline``) and return its decoded JSON."""
         settings = await self.get_settings()
+        if any(value not in self._masked for value in request.secrets):
+            from asgiref.sync import sync_to_async
+
+            # Masking tells the supervisor with a blocking call: never on the triggerer's loop.
+            await sync_to_async(self._mask_request_secrets)(request)
         if self._transport is None:
             # Imported here: aiohttp is only needed once a request is sent.
             from airflow_provider_coinstats.api.async_transport import AsyncTransport
