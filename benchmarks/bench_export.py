@@ -87,7 +87,7 @@ def export_file(portfolio_id: str, folder: Path, in_flight: int | None = None) -
     options = ExportOptions() if in_flight is None else ExportOptions(max_pages_in_flight=in_flight)
     rows = extract_rows(hook, "transactions", portfolio_id, extracted_at=datetime.now(UTC), options=options)
     target = dataset_file(storage_path(str(folder)), "transactions", portfolio_id, "bench", "jsonl")
-    count = write_rows(target, "transactions", rows, "jsonl")
+    count = write_rows(target, "transactions", rows, "jsonl").rows
     hook.close()
     return count
 

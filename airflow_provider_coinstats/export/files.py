@@ -1,15 +1,28 @@
-"""Write flat dataset rows as JSON Lines or CSV files through Airflow's ``ObjectStoragePath``.
+"""Write flat dataset rows as JSON Lines, CSV or Parquet files through Airflow's ``ObjectStoragePath``.
 
 Any storage Airflow's object storage reaches works: a local path in tests, ``s3://`` or
 ``gs://`` with the matching provider and a connection for users. Files are laid out Hive-style,
 one file per dataset, portfolio and run::
 
-    <base>/<dataset>/portfolio_id=<id>/<partition>.<jsonl|csv>
+    <base>/<dataset>/portfolio_id=<id>/<partition>.<jsonl|csv|parquet>
 
 ``partition`` is the run's logical date (``20260101T000000``), or its run id when the run has
 no logical date. A rerun therefore overwrites its own file instead of adding a second one.
 
-A file appears whole or not at all, and a failed run leaves the previous file intact:
+With ``max_rows_per_file`` a dataset is split into numbered parts of at most that many rows,
+numbered from 1 with five digits (more past 99999), so they sort in row order::
+
+    <base>/<dataset>/portfolio_id=<id>/<partition>-00001.parquet, <partition>-00002.parquet, ...
+
+A dataset without rows still gets part 1 (an empty JSONL file, a CSV header, a Parquet file
+with the schema), so every run leaves a file behind. A rerun replaces the run's files whatever
+the split: the new files are published, then files of the same partition and format that the
+rerun did not write (higher part numbers, or the unsplit name) are deleted.
+
+Parts are written one after the other and published together: no part of a run is visible
+before every part is written, and a failure before that publishes none and leaves the previous
+files intact. Publishing is then one commit (object stores) or rename (local) per part, back to
+back; if one of those fails, the task fails and its rerun replaces the mix. For each part:
 
 * Object stores (``s3://``, ``gs://``, ...): the target is opened with fsspec's
   ``autocommit=False`` and the filesystem's own ``commit()`` publishes it once every row is
@@ -25,7 +38,9 @@ A file appears whole or not at all, and a failed run leaves the previous file in
 * If cleaning up after a failure fails too (``discard``/``unlink`` raising), that is logged as
   a warning and the original error propagates.
 
-Values are written as :func:`~airflow_provider_coinstats.export.render.to_jsonable` renders
+Parquet files are typed by the column catalogue and written in row groups as rows stream (see
+:mod:`.parquet`; it needs the ``[parquet]`` extra, checked by :func:`validate_format`). JSONL and
+CSV values are written as :func:`~airflow_provider_coinstats.export.render.to_jsonable` renders
 them: decimals as plain digit strings (exact; no float rounding), timestamps as UTC ISO-8601
 with ``Z``. CSV follows RFC 4180: a header row, ``\r\n`` line ends, and fields holding a comma,
 quote, ``\r`` or ``\n`` quoted; ``None`` is an empty field and booleans are ``true``/``false``.
@@ -42,21 +57,29 @@ Example::
 
     base = storage_path("s3://warehouse/coinstats", conn_id="aws_default")
     ensure_writable(base)
-    write_rows(dataset_file(base, "coins", "p1", "20260101T000000", "jsonl"), "coins", rows, "jsonl")
+    written = write_rows(dataset_file(base, "coins", "p1", "20260101T000000", "parquet"), "coins", rows, "parquet",
+                         max_rows_per_file=100_000)
+    written.files  # ['s3://warehouse/coinstats/coins/portfolio_id=p1/20260101T000000-00001.parquet', ...]
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, TextIO
 from urllib.parse import quote
 
 from airflow_provider_coinstats.exceptions import CoinStatsDestinationError, CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import get_schema
+from airflow_provider_coinstats.export.parquet import require_pyarrow, write_parquet
 from airflow_provider_coinstats.export.render import jsonl_encoder, to_jsonable
 
 if TYPE_CHECKING:
@@ -64,7 +87,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FILE_FORMATS: Final = ("jsonl", "csv")
+FILE_FORMATS: Final = ("jsonl", "csv", "parquet")
 #: JSON lines joined per write call: object-store file objects pay Python overhead per call.
 _LINES_PER_WRITE: Final = 500
 #: Leading characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
@@ -72,9 +95,32 @@ _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def validate_format(value: object) -> str:
+    """``value`` if it is a file format this module writes; ``parquet`` also needs pyarrow installed."""
     if value not in FILE_FORMATS:
         raise CoinStatsValidationError("file_format", f"must be one of {', '.join(FILE_FORMATS)}; got {value!r}")
+    if value == "parquet":
+        require_pyarrow()
     return str(value)
+
+
+def validate_max_rows_per_file(value: object) -> int | None:
+    """``None`` (one file per dataset and run) or a positive number of rows per part."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CoinStatsValidationError("max_rows_per_file", f"must be a positive whole number or None; got {value!r}")
+    return value
+
+
+def part_name(partition: str, file_format: str, number: int | None) -> str:
+    """The file name of a run's rows: ``<partition>.<format>``, or part ``number`` of a split run.
+
+    Example::
+
+        part_name("20260101T000000", "parquet", None)  # '20260101T000000.parquet'
+        part_name("20260101T000000", "parquet", 2)     # '20260101T000000-00002.parquet'
+    """
+    return f"{partition}.{file_format}" if number is None else f"{partition}-{number:05d}.{file_format}"
 
 
 def base_uri(path: str) -> str:
@@ -140,7 +186,7 @@ def dataset_file(
 ) -> ObjectStoragePath:
     """Where one run's rows of one dataset and portfolio go (ids are percent-encoded: no path tricks)."""
     folder = base / get_schema(dataset).name / f"portfolio_id={quote(portfolio_id, safe='')}"
-    return folder / f"{partition}.{validate_format(file_format)}"
+    return folder / part_name(partition, validate_format(file_format), None)
 
 
 def _csv_value(value: Any) -> Any:
@@ -158,7 +204,7 @@ def _csv_text(value: Any) -> Any:
     return _csv_value(value)
 
 
-def _write(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
+def _write_text(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
     count = 0
     if file_format == "jsonl":
         line = jsonl_encoder()
@@ -187,6 +233,19 @@ def _write(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]], file
     return count
 
 
+def _write(handle: BinaryIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
+    """Write one file's rows to the binary ``handle`` (left open); return the row count."""
+    if file_format == "parquet":
+        return write_parquet(handle, dataset, rows)
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    try:
+        count = _write_text(text, dataset, rows, file_format)
+        text.flush()
+    finally:
+        text.detach()  # the caller closes, commits or discards the file under it
+    return count
+
+
 def _clean_up(target: ObjectStoragePath, *steps: Callable[[], object]) -> None:
     """Run every cleanup step after a failed write; a failing step is logged, never raised.
 
@@ -199,43 +258,131 @@ def _clean_up(target: ObjectStoragePath, *steps: Callable[[], object]) -> None:
             log.warning("Cleanup after the failed write of %s failed too", target, exc_info=True)
 
 
-def _write_object(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
-    handle = target.open("w", encoding="utf-8", newline="", autocommit=False)  # type: ignore[no-untyped-call]
-    # The fsspec file under the text wrapper: commit/discard are its methods.
-    upload = handle.buffer
+@dataclass
+class _Staged:
+    """One file written completely but not yet visible: ``publish`` makes it so, ``discard`` throws it away."""
+
+    target: ObjectStoragePath
+    rows: int
+    size: int
+    publish: Callable[[], object]
+    discard: Callable[[], object]
+
+
+_Writer = Callable[[BinaryIO], int]
+
+
+def _stage_object(target: ObjectStoragePath, write: _Writer) -> _Staged:
+    # autocommit=False: closing uploads the last part, but only the filesystem's commit() makes
+    # the object exist (s3fs completes its multipart upload then) and discard() aborts it.
+    upload = target.open("wb", autocommit=False)  # type: ignore[no-untyped-call]
     try:
-        count = _write(handle, dataset, rows, file_format)
-        handle.close()  # uploads the last part; nothing is visible before commit
-        upload.commit()
+        count = write(upload)
+        size = upload.tell()
+        upload.close()  # uploads the last part; nothing is visible before commit
     except BaseException:
         # Close before discard, as fsspec transactions do: closing a discarded s3fs file would
         # start a new multipart upload that nobody aborts.
-        _clean_up(target, handle.close, upload.discard)
+        _clean_up(target, upload.close, upload.discard)
         raise
-    return count
+    return _Staged(target, count, size, upload.commit, upload.discard)
 
 
-def _write_local(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
+def _stage_local(target: ObjectStoragePath, write: _Writer) -> _Staged:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
+    hidden = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
 
-    def remove_partial() -> None:
-        if partial.exists():
-            partial.unlink()
+    def remove_hidden() -> None:
+        if hidden.exists():
+            hidden.unlink()
 
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:  # type: ignore[no-untyped-call]
-            count = _write(handle, dataset, rows, file_format)
-        partial.rename(target)  # same folder, so os.rename: atomic
+        with hidden.open("wb") as handle:  # type: ignore[no-untyped-call]
+            count = write(handle)
+            size = handle.tell()
     except BaseException:
-        _clean_up(target, remove_partial)
+        _clean_up(target, remove_hidden)
         raise
-    return count
+    # Same folder, so os.rename: atomic. Once renamed there is no hidden file left to remove.
+    return _Staged(target, count, size, lambda: hidden.rename(target), remove_hidden)
 
 
-def write_rows(target: ObjectStoragePath, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
-    """Stream ``rows`` into ``target``, replacing it atomically (see the module docstring); return the row count."""
+def _parts(rows: Iterable[Mapping[str, Any]], limit: int | None) -> Iterator[Iterator[Mapping[str, Any]]]:
+    """``rows`` in consecutive runs of at most ``limit`` (all of them if ``None``); at least one, maybe empty.
+
+    Each run must be consumed before the next is taken: they share one iterator.
+    """
+    rows = iter(rows)
+    if limit is None:
+        yield rows
+        return
+    first = next(rows, None)
+    yield iter(()) if first is None else chain([first], islice(rows, limit - 1))
+    while (first := next(rows, None)) is not None:
+        yield chain([first], islice(rows, limit - 1))
+
+
+def _stale_files(target: ObjectStoragePath, file_format: str, keep: set[str]) -> list[ObjectStoragePath]:
+    """Files of ``target``'s partition and format, split or not, that are not in ``keep`` (an earlier run's)."""
+    stem = target.name[: -len(file_format) - 1]
+    own = re.compile(rf"{re.escape(stem)}(-\d{{5,}})?\.{re.escape(file_format)}")
+    folder = target.parent
+    folder.fs.invalidate_cache(folder.path)  # a cached listing would miss files of an earlier run
+    try:
+        names = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in folder.fs.ls(folder.path, detail=False)]
+    except FileNotFoundError:
+        return []
+    return [folder / name for name in sorted(names) if own.fullmatch(name) and name not in keep]
+
+
+@dataclass
+class WrittenFiles:
+    """What :func:`write_rows` wrote: rows, the published files in part order, and their total size.
+
+    Example::
+
+        WrittenFiles(rows=250, files=["file:///data/coins/portfolio_id=p1/20260101T000000.csv"], bytes=81234)
+    """
+
+    rows: int
+    files: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def write_rows(
+    target: ObjectStoragePath,
+    dataset: str,
+    rows: Iterable[Mapping[str, Any]],
+    file_format: str,
+    *,
+    max_rows_per_file: int | None = None,
+) -> WrittenFiles:
+    """Stream ``rows`` into ``target`` (or its numbered parts), replacing the run's files (see the module docstring).
+
+    ``target`` is :func:`dataset_file`'s unsplit name; with ``max_rows_per_file`` the parts are
+    named after it by :func:`part_name`.
+    """
     validate_format(file_format)
-    if is_local(target):
-        return _write_local(target, dataset, rows, file_format)
-    return _write_object(target, dataset, rows, file_format)
+    limit = validate_max_rows_per_file(max_rows_per_file)
+    stage = _stage_local if is_local(target) else _stage_object
+    stem = target.name[: -len(file_format) - 1]
+    staged: list[_Staged] = []
+    published = 0
+    try:
+        for number, part_rows in enumerate(_parts(rows, limit), start=1):
+            path = target if limit is None else target.parent / part_name(stem, file_format, number)
+            staged.append(stage(path, partial(_write, dataset=dataset, rows=part_rows, file_format=file_format)))
+        stale = _stale_files(target, file_format, {part.target.name for part in staged})
+        for part in staged:
+            part.publish()
+            published += 1
+    except BaseException:
+        _clean_up(target, *(part.discard for part in staged[published:]))
+        raise
+    for path in stale:
+        path.unlink()
+    return WrittenFiles(
+        rows=sum(part.rows for part in staged),
+        files=[str(part.target) for part in staged],
+        bytes=sum(part.size for part in staged),
+    )

@@ -1,7 +1,7 @@
-"""Export CoinStats portfolio datasets to JSON Lines or CSV files on any Airflow object storage.
+"""Export CoinStats portfolio datasets to JSON Lines, CSV or Parquet files on any Airflow object storage.
 
-Importing this module is cheap: the hook, ``requests`` and the object-storage stack load in
-``execute``.
+Importing this module is cheap: the hook, ``requests``, the object-storage stack and pyarrow
+load in ``execute`` (whether pyarrow is installed is checked without importing it).
 """
 
 from __future__ import annotations
@@ -17,21 +17,29 @@ from airflow_provider_coinstats.export.files import (
     partition_name,
     storage_path,
     validate_format,
+    validate_max_rows_per_file,
     write_rows,
 )
 from airflow_provider_coinstats.transfers._export import _ExportOperator, is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, ObjectStoragePath
+    from openlineage.client.event_v2 import OutputDataset
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
 
 class CoinStatsToFileOperator(_ExportOperator):
-    """Write portfolio datasets as JSON Lines or CSV files through ``ObjectStoragePath``.
+    """Write portfolio datasets as JSON Lines, CSV or Parquet files through ``ObjectStoragePath``.
 
     One file per dataset, portfolio and run: ``<path>/<dataset>/portfolio_id=<id>/<logical
-    date>.<format>``, so a rerun replaces its own files. Rows stream page by page, with
+    date>.<format>``, so a rerun replaces its own files. With ``max_rows_per_file`` a dataset
+    is split into parts of at most that many rows, ``<logical date>-00001.<format>``,
+    ``-00002``, ...; the parts are published together once all are written, and a rerun's
+    publication removes the parts it did not write. ``file_format="parquet"`` needs the extra
+    ``pip install 'airflow-provider-coinstats[parquet]'`` (checked when the DAG is parsed); its
+    columns are typed from the schema (decimal128, UTC microsecond timestamps) and written in row
+    groups as pages stream (:mod:`airflow_provider_coinstats.export.parquet`). Rows stream page by page, with
     ``max_pages_in_flight`` pages (default 4) requested at once (memory stays bounded by that many
     pages; see :mod:`airflow_provider_coinstats.export.pages`). A file appears whole or not at
     all: object stores publish it with the filesystem's own commit (an s3fs multipart upload
@@ -40,7 +48,8 @@ class CoinStatsToFileOperator(_ExportOperator):
     text cells that a spreadsheet would run as a formula get a leading ``'``; see
     :mod:`airflow_provider_coinstats.export.files`. Each dataset updates the Asset
     :func:`~airflow_provider_coinstats.export.assets.file_asset` ``(path, dataset)`` when
-    ``path`` is not templated. The columns are documented in
+    ``path`` is not templated; the task's result lists every file of each dataset under
+    ``files`` (with ``rows`` and ``bytes``). The columns are documented in
     :mod:`airflow_provider_coinstats.export.schemas`.
 
     Everything is checked before the first paid request: dataset names, options, and that
@@ -55,7 +64,8 @@ class CoinStatsToFileOperator(_ExportOperator):
             datasets=["coins", "value", "transactions"],
             path="s3://my-bucket/coinstats",
             storage_conn_id="aws_default",
-            file_format="jsonl",
+            file_format="parquet",
+            max_rows_per_file=1_000_000,
         )
     """
 
@@ -67,11 +77,14 @@ class CoinStatsToFileOperator(_ExportOperator):
         path: str,
         file_format: str = "jsonl",
         storage_conn_id: str | None = None,
+        max_rows_per_file: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.path = path
+        # Neither is templated: a bad value, or parquet without pyarrow, fails when the DAG is parsed.
         self.file_format = validate_format(file_format)
+        self.max_rows_per_file = validate_max_rows_per_file(max_rows_per_file)
         self.storage_conn_id = storage_conn_id
         self._base: ObjectStoragePath | None = None
         self._init_outlets()
@@ -95,5 +108,26 @@ class CoinStatsToFileOperator(_ExportOperator):
         partition = partition_name(context.get("logical_date"), getattr(dag_run, "run_id", None))
         target = dataset_file(self._base, dataset, plan.portfolio_id, partition, self.file_format)
         rows = extract_rows(hook, dataset, plan.portfolio_id, extracted_at=extracted_at, options=plan.options)
-        count = write_rows(target, dataset, rows, self.file_format)
-        return {"rows": count, "location": str(target)}
+        written = write_rows(target, dataset, rows, self.file_format, max_rows_per_file=self.max_rows_per_file)
+        # A split run's location names all its parts at once, as a glob readers accept.
+        location = (
+            written.files[0] if self.max_rows_per_file is None else f"{target.parent}/{partition}-*.{self.file_format}"
+        )
+        return {"rows": written.rows, "location": location, "files": written.files, "bytes": written.bytes}
+
+    def lineage_outputs(self, summary: dict[str, Any]) -> list[OutputDataset]:
+        from airflow_provider_coinstats.export.assets import file_asset
+        from airflow_provider_coinstats.export.columns import get_schema
+        from airflow_provider_coinstats.transfers.lineage import file_dataset_name, output_dataset
+
+        # The dataset's folder, named as Airflow translates its Asset; the run's files are in its statistics.
+        return [
+            output_dataset(
+                *file_dataset_name(file_asset(self.path, dataset).uri),
+                get_schema(dataset),
+                result["rows"],
+                size=result["bytes"],
+                files=len(result["files"]),
+            )
+            for dataset, result in summary["datasets"].items()
+        ]
