@@ -86,7 +86,7 @@ def airflow_db() -> None:
 def run_dag(airflow_db: None) -> Callable[..., DagResult]:
     """Run a DAG from the DAGs folder with ``dag.test()`` and read back task states and XComs."""
 
-    def run(dag_id: str, conf: dict[str, Any] | None = None) -> DagResult:
+    def run(dag_id: str, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagResult:
         from airflow.models import TaskInstance
         from airflow.utils.session import create_session
 
@@ -99,7 +99,7 @@ def run_dag(airflow_db: None) -> Callable[..., DagResult]:
 
         dag = load_dag(dag_id)
         prepare_dag_test(dag)
-        dag_run = dag.test(run_conf=conf)
+        dag_run = dag.test(run_conf=conf, **test_kwargs)  # e.g. logical_date=...
         with create_session() as session:
             tis = session.query(TaskInstance).filter(
                 TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id

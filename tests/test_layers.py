@@ -39,7 +39,6 @@ LAYER_OF: Mapping[str, str] = {
     "links": "links",
     "triggers": "triggers",
     "sync_probe": "triggers",  # the probe the sensor, the connect operators and the trigger share
-    "credits": "triggers",  # the task credit budget every operator, sensor and transfer mixes in
     "export": "export",
     "operators": "operators",
     "sensors": "sensors",

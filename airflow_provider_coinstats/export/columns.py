@@ -378,3 +378,36 @@ def get_schema(name: str) -> DatasetSchema:
     if schema is None:
         raise CoinStatsValidationError("dataset", f"must be one of {', '.join(DATASETS)}; got {name!r}")
     return schema
+
+
+#: Datasets that hold only the current state ("now"); history mode keeps one snapshot of them per run.
+SNAPSHOT_DATASETS: Final = ("coins", "defi", "value")
+
+SNAPSHOT_DATE: Final = _col(
+    "snapshot_date",
+    "timestamp",
+    "The run's logical date this snapshot is filed under (UTC); extracted_at says when it was read.",
+    nullable=False,
+)
+
+
+def snapshot_schema(name: str) -> DatasetSchema:
+    """History-mode variant of a current-state dataset: ``snapshot_date`` added and keyed after the portfolio.
+
+    Example::
+
+        snapshot_schema("value").key  # ('portfolio_id', 'snapshot_date', 'currency')
+    """
+    base = get_schema(name)
+    if base.name not in SNAPSHOT_DATASETS:
+        raise CoinStatsValidationError(
+            "history", f"{base.name} carries its own timestamps; snapshots exist for {', '.join(SNAPSHOT_DATASETS)}"
+        )
+    # extracted_at leaves value's key: one snapshot per date, whatever time the rerun read it.
+    rest = tuple(k for k in base.key if k not in ("portfolio_id", "extracted_at"))
+    return DatasetSchema(
+        base.name,
+        (*base.columns[:2], SNAPSHOT_DATE, *base.columns[2:]),
+        ("portfolio_id", "snapshot_date", *rest),
+        f"{base.description} History mode: one snapshot per run date.",
+    )

@@ -55,7 +55,7 @@ from airflow_provider_coinstats.exceptions import (
     CoinStatsError,
     CoinStatsValidationError,
 )
-from airflow_provider_coinstats.export.columns import DatasetSchema, get_schema
+from airflow_provider_coinstats.export.columns import DatasetSchema, get_schema, snapshot_schema
 from airflow_provider_coinstats.export.values import plain_digits, remember_last
 
 if TYPE_CHECKING:
@@ -204,12 +204,14 @@ class SqlTable:
         *,
         column_types: Mapping[str, str] | None = None,
         batch_size: int = 1000,
+        history: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise CoinStatsValidationError("batch_size", f"must be a positive integer, got {batch_size!r}")
         self.hook = hook
         self.table = validate_table_name("table", table)
-        self.schema: DatasetSchema = get_schema(dataset)
+        # history: coins/defi/value keep one snapshot per snapshot_date (see columns.snapshot_schema).
+        self.schema: DatasetSchema = snapshot_schema(dataset) if history else get_schema(dataset)
         self.batch_size = batch_size
         self.dialect = str(getattr(hook, "dialect_name", "default") or "default").lower()
         types = dict(COLUMN_TYPES.get(self.dialect, COLUMN_TYPES["default"]))
@@ -339,6 +341,8 @@ class SqlTable:
         mark = self.hook.placeholder
         insert = f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
         replace_scope = REPLACE_SCOPE.get(self.schema.name)
+        if replace_scope is not None and "snapshot_date" in names:
+            replace_scope = (*replace_scope, "snapshot_date")  # history: replace that date's snapshot only
         scope_values = {"portfolio_id": portfolio_id, **(scope or {})}
         read = 0
         with self._database("connect to the database for"):
@@ -350,7 +354,10 @@ class SqlTable:
             if replace_scope is not None:
                 where = " AND ".join(f"{c} = {mark}" for c in replace_scope)
                 with self._database("write"):
-                    cursor.execute(f"DELETE FROM {self.table} WHERE {where}", [scope_values[c] for c in replace_scope])
+                    params = [scope_values[c] for c in replace_scope]
+                    if self._adapt is not None:
+                        params = [self._adapt(value) for value in params]
+                    cursor.execute(f"DELETE FROM {self.table} WHERE {where}", params)
             # Rows are read outside _database: a CoinStats error from the read keeps its own type.
             for batch in _batches(rows, self.batch_size):
                 unique = self._unique(batch, portfolio_id)

@@ -5,12 +5,13 @@ Importing this module is cheap: the hooks, ``requests`` and database drivers loa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_coinstats._compat import BaseHook
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.export.columns import SNAPSHOT_DATASETS
 from airflow_provider_coinstats.export.extract import ExportPlan, extract_rows
 from airflow_provider_coinstats.export.sql import SqlTable, validate_table_name
 from airflow_provider_coinstats.transfers._export import _ExportOperator, is_templated
@@ -41,6 +42,14 @@ class CoinStatsToSqlOperator(_ExportOperator):
     back. Each dataset updates the Asset :func:`~airflow_provider_coinstats.export.assets.sql_asset`
     ``(sql_conn_id, table)``.
 
+    ``history=True`` keeps holdings over time: ``coins``, ``defi`` and ``value`` rows are appended
+    per run with a ``snapshot_date`` column (the run's logical date, else its ``run_after``) in
+    the key, and a rerun of that date replaces exactly that date's snapshot of the portfolio. The
+    API only answers "now", so a run is refused before any paid request when the extraction falls
+    more than ``history_grace`` (default one day) outside the run's data interval: a backfill or
+    late catch-up cannot fill past snapshots (``snapshot_items`` has past daily holdings). The
+    other datasets carry their own timestamps and load as usual.
+
     Example::
 
         load = CoinStatsToSqlOperator(
@@ -64,9 +73,19 @@ class CoinStatsToSqlOperator(_ExportOperator):
         incremental_lookback: timedelta = timedelta(days=1),
         column_types: Mapping[str, Mapping[str, str]] | None = None,
         hook_params: Mapping[str, Any] | None = None,
+        history: bool = False,
+        history_grace: timedelta = timedelta(days=1),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(history, bool):
+            raise CoinStatsValidationError("history", f"must be True or False, got {history!r}")
+        if history and not set(self.datasets) & set(SNAPSHOT_DATASETS):
+            raise CoinStatsValidationError(
+                "history", f"applies to {', '.join(SNAPSHOT_DATASETS)}; the other datasets carry their own timestamps"
+            )
+        if not isinstance(history_grace, timedelta) or history_grace < timedelta(0):
+            raise CoinStatsValidationError("history_grace", "must be a timedelta >= 0")
         if not isinstance(sql_conn_id, str) or not sql_conn_id.strip():
             raise CoinStatsValidationError("sql_conn_id", "must be the id of an Airflow connection to a SQL database")
         unknown = sorted(set(tables or {}) - set(self.datasets))
@@ -84,6 +103,9 @@ class CoinStatsToSqlOperator(_ExportOperator):
         self.incremental_lookback = incremental_lookback
         self.column_types = {d: dict(types) for d, types in (column_types or {}).items()}
         self.hook_params = dict(hook_params or {})
+        self.history = history
+        self.history_grace = history_grace
+        self._snapshot_date: datetime | None = None
         self._tables: dict[str, SqlTable] = {}
         self._init_outlets()
 
@@ -109,6 +131,8 @@ class CoinStatsToSqlOperator(_ExportOperator):
         return hook
 
     def prepare_destination(self, plan: ExportPlan, context: Context) -> None:
+        if self.history:
+            self._snapshot_date = snapshot_date(context, datetime.now(UTC), self.history_grace)
         hook = self.get_db_hook()
         for dataset in plan.datasets:
             table = SqlTable(
@@ -117,6 +141,7 @@ class CoinStatsToSqlOperator(_ExportOperator):
                 dataset,
                 column_types=self.column_types.get(dataset),
                 batch_size=self.batch_size,
+                history=self.history and dataset in SNAPSHOT_DATASETS,
             )
             if table.prepare(create=self.create_table):
                 self.log.info("Created table %s for %s", table.table, dataset)
@@ -135,12 +160,60 @@ class CoinStatsToSqlOperator(_ExportOperator):
         rows = extract_rows(
             hook, dataset, plan.portfolio_id, extracted_at=extracted_at, options=plan.options, since=since
         )
-        read = table.load(
-            rows, portfolio_id=plan.portfolio_id, scope={"currency": plan.options.currency.strip().upper()}
-        )
+        scope: dict[str, Any] = {"currency": plan.options.currency.strip().upper()}
+        dated = "snapshot_date" in table.schema.column_names()
+        if dated:
+            assert self._snapshot_date is not None, "prepare_destination runs first"
+            scope["snapshot_date"] = self._snapshot_date
+            rows = _filed_under(rows, self._snapshot_date)
+        read = table.load(rows, portfolio_id=plan.portfolio_id, scope=scope)
         return {
             "rows": read,
             "rows_in_table": table.count(plan.portfolio_id),
             "location": f"{self.sql_conn_id}:{table.table}",
             "incremental_since": since.isoformat() if since is not None else None,
+            "snapshot_date": self._snapshot_date.isoformat() if dated and self._snapshot_date else None,
         }
+
+
+def _filed_under(rows: Iterator[dict[str, Any]], date: datetime) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        row["snapshot_date"] = date
+        yield row
+
+
+def snapshot_date(context: Context, now: datetime, grace: timedelta) -> datetime:
+    """The date a history-mode run files its snapshot under, or a refusal if that would mislabel it.
+
+    The label is the run's logical date (its ``run_after`` when it has none, as asset-triggered
+    runs on Airflow 3). CoinStats only ever answers with the portfolio as it is ``now``, so the
+    label is honest only while ``now`` lies within ``grace`` of the run's data interval; outside
+    it (a backfill, a catch-up of missed intervals, a run dated in the future) the run fails
+    without retries before any request is paid.
+
+    Example::
+
+        snapshot_date(context, datetime.now(UTC), timedelta(days=1))  # context["logical_date"]
+    """
+    dag_run = context.get("dag_run")
+    found = context.get("logical_date") or getattr(dag_run, "run_after", None)
+    if found is None:
+        raise CoinStatsValidationError("history", "this run has neither a logical date nor a run_after to file under")
+    label = _plain_utc(found)
+    start = _plain_utc(context.get("data_interval_start") or label)
+    end = _plain_utc(context.get("data_interval_end") or label)
+    if now - end > grace or start - now > grace:
+        raise CoinStatsValidationError(
+            "history",
+            f"refusing to file the holdings read now ({now.isoformat()}) under {label.isoformat()}: the run's data "
+            f"interval {start.isoformat()} to {end.isoformat()} lies more than history_grace={grace} from now, and "
+            "CoinStats only answers with the current portfolio. A backfill or late catch-up cannot produce past "
+            "snapshots (snapshot_items has past daily holdings); no request was sent",
+        )
+    return label
+
+
+def _plain_utc(moment: datetime) -> datetime:
+    # Drivers adapt values by exact type, and Airflow hands out pendulum subclasses.
+    utc = moment.astimezone(UTC)
+    return datetime.combine(utc.date(), utc.time(), UTC)
