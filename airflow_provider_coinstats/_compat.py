@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from airflow.sdk.exceptions import (
         AirflowSkipException as AirflowSkipException,
     )
+    from airflow.sdk.exceptions import (
+        TaskDeferred as TaskDeferred,
+    )
 else:
     try:
         from airflow.sdk import BaseHook
@@ -48,6 +51,10 @@ else:
             AirflowSensorTimeout,
             AirflowSkipException,
         )
+    try:
+        from airflow.sdk.exceptions import TaskDeferred as TaskDeferred
+    except ImportError:  # Airflow 3.0 (airflow.exceptions' one is deprecated from 3.1)
+        from airflow.exceptions import TaskDeferred as TaskDeferred
 
 
 def mask_secret(value: str) -> None:

@@ -38,7 +38,10 @@ LAYER_OF: Mapping[str, str] = {
     "get_provider_info": "metadata",
     "links": "links",
     "triggers": "triggers",
+    # The AssetWatcher trigger fires on a new transaction's row key, which the export layer defines.
+    "triggers.events": "event-triggers",
     "sync_probe": "triggers",  # the probe the sensor, the connect operators and the trigger share
+    "credits": "triggers",  # the task credit budget every operator, sensor and transfer mixes in
     "export": "export",
     "operators": "operators",
     "sensors": "sensors",
@@ -60,6 +63,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "metadata": frozenset({"base", "api-data", "hooks"}),
     "links": frozenset({"base", "api-data", "api", "airflow", "hooks"}),
     "triggers": frozenset({"base", "api-data", "api", "airflow", "hooks"}),
+    "event-triggers": frozenset({"base", "api-data", "api", "airflow", "hooks", "triggers", "export"}),
     "export": frozenset({"base", "api-data", "api", "airflow", "hooks"}),
     "operators": frozenset(_BELOW_OPERATORS),
     "sensors": frozenset(_BELOW_OPERATORS),

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_coinstats.api.catalog import ENDPOINTS, SYNC_ALL_MULTIPLIER
+from airflow_provider_coinstats.credits import CREDITS_SPENT_XCOM_KEY, CreditBudgetMixin
 from airflow_provider_coinstats.exceptions import CoinStatsNotFoundError, CoinStatsValidationError
-from airflow_provider_coinstats.hooks.coinstats import validate_credits
 from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
@@ -27,14 +27,13 @@ if TYPE_CHECKING:
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
-#: XCom key of the credits a task spent through its hook (documented costs).
-CREDITS_SPENT_XCOM_KEY: Final = "credits_spent"
+__all__ = ["CREDITS_SPENT_XCOM_KEY", "CoinStatsDeletePortfolioOperator", "CoinStatsSyncPortfolioOperator"]
 
 _SYNC_ALL_CREDITS: Final = ENDPOINTS["portfolio_sync"].credits * SYNC_ALL_MULTIPLIER
 
 
-class _BudgetedOperator(BaseOperator):
-    """Shared by the lifecycle operators: the connection, the credit budget and its report."""
+class _BudgetedOperator(CreditBudgetMixin, BaseOperator):
+    """Shared by the lifecycle operators: the connection and the credit budget."""
 
     def __init__(
         self,
@@ -47,22 +46,12 @@ class _BudgetedOperator(BaseOperator):
         super().__init__(**kwargs)
         self.coinstats_conn_id = coinstats_conn_id
         # Checked when the DAG is parsed, so a typo never reaches a worker.
-        self.max_credits = validate_credits("max_credits", max_credits)
-        self.min_remaining_credits = validate_credits("min_remaining_credits", min_remaining_credits)
+        self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
 
-    def call_within_budget(self, context: Context, call: Callable[[CoinStatsHook], None]) -> None:
-        """Run ``call`` with a budgeted hook, after the plan check; report the credits it spent."""
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook  # loads requests: run time only
-
-        with CoinStatsHook(self.coinstats_conn_id, max_credits=self.max_credits) as hook:
-            try:
-                with fail_fast_on_permanent_errors():
-                    if self.min_remaining_credits is not None:
-                        hook.require_remaining_credits(self.min_remaining_credits)
-                    call(hook)
-            finally:
-                self.log.info("CoinStats credits spent by this task: %d", hook.credits_spent)
-                context["ti"].xcom_push(key=CREDITS_SPENT_XCOM_KEY, value=hook.credits_spent)
+    def call_within_budget(self, call: Callable[[CoinStatsHook], None]) -> None:
+        """Run ``call`` with a budgeted hook, after the plan check; permanent errors skip retries."""
+        with fail_fast_on_permanent_errors(), self.budgeted_hook() as hook:
+            call(hook)
 
 
 class CoinStatsSyncPortfolioOperator(SyncWaitMixin, _BudgetedOperator):
@@ -133,10 +122,11 @@ class CoinStatsSyncPortfolioOperator(SyncWaitMixin, _BudgetedOperator):
             hook.sync_portfolio(portfolio_id)
             self.log.info("CoinStats sync started for %s", portfolio_id or "every portfolio")
 
-        self.call_within_budget(context, sync)
-        if portfolio_id is None or not self.wait_for_sync:
-            return portfolio_id
-        return self.wait_for_portfolio(portfolio_id)
+        with self.reporting_credits(context):
+            self.call_within_budget(sync)
+            if portfolio_id is None or not self.wait_for_sync:
+                return portfolio_id
+            return self.wait_for_portfolio(portfolio_id)
 
 
 class CoinStatsDeletePortfolioOperator(_BudgetedOperator):
@@ -173,5 +163,6 @@ class CoinStatsDeletePortfolioOperator(_BudgetedOperator):
                 return
             self.log.info("CoinStats portfolio %s deleted", portfolio_id)
 
-        self.call_within_budget(context, delete)
+        with self.reporting_credits(context):
+            self.call_within_budget(delete)
         return portfolio_id

@@ -52,6 +52,9 @@ class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
     does) and defers only while the portfolio is still syncing, so an already synced portfolio
     (an ``existing`` connect, say) never goes through the triggerer. ``poll_interval`` below
     ``[coinstats] min_poll_interval`` (default 1 s) is refused when the DAG is parsed.
+
+    ``max_credits`` and ``min_remaining_credits`` bound what the task spends, the wait included
+    (see :mod:`airflow_provider_coinstats.credits`); it pushes XCom ``credits_spent``.
     """
 
     operator_extra_links = (CoinStatsPortfolioLink(),)
@@ -67,9 +70,12 @@ class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
         sync_timeout: float = 3600.0,
         probe: str = "transactions",
         max_consecutive_failures: int = 3,
+        max_credits: int | None = None,
+        min_remaining_credits: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
         self.portfolio_name = portfolio_name
         self.coinstats_conn_id = coinstats_conn_id
         self.wait_for_sync = wait_for_sync
@@ -84,21 +90,14 @@ class _ConnectPortfolioOperator(SyncWaitMixin, BaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+        with self.reporting_credits(context):
+            return self._connect_and_wait(context)
 
-        hook = CoinStatsHook(self.coinstats_conn_id)
-        try:
-            with fail_fast_on_permanent_errors():
-                result = self.connect(hook)
-            self.log.info(
-                "CoinStats portfolio %s: %s (credits spent by this task: %d)",
-                result.portfolio_id,
-                result.status,
-                hook.credits_spent,
-            )
+    def _connect_and_wait(self, context: Context) -> str:
+        with fail_fast_on_permanent_errors(), self.budgeted_hook() as hook:
+            result = self.connect(hook)
+            self.log.info("CoinStats portfolio %s: %s", result.portfolio_id, result.status)
             url = portfolio_url(hook.settings.portfolio_url_template, result.portfolio_id)
-        finally:
-            hook.close()
         ti = context["ti"]
         ti.xcom_push(key="portfolio_id", value=result.portfolio_id)
         ti.xcom_push(key="connection_status", value=result.status)

@@ -33,6 +33,12 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
     ``[coinstats] min_poll_interval`` (default 1 s) is refused when the DAG is parsed. The
     portfolio id is pushed to XCom when synced.
 
+    ``max_credits`` caps the credits the task may spend (pokes and, deferred, the trigger's polls;
+    the connection's ``max_credits_per_task`` too, the smaller wins) and ``min_remaining_credits``
+    stops it before the first poke when the plan has less left; the task logs its credits spent
+    and pushes them to XCom ``credits_spent`` (see :mod:`airflow_provider_coinstats.credits`). In
+    ``mode="reschedule"`` each reschedule is a new execution, with its own budget and count.
+
     Example::
 
         wait = CoinStatsPortfolioSyncSensor(
@@ -55,12 +61,15 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
         probe: str = "transactions",
         max_consecutive_failures: int = 3,
         deferrable: bool | None = None,
+        max_credits: int | None = None,
+        min_remaining_credits: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.portfolio_id = portfolio_id
         self.coinstats_conn_id = coinstats_conn_id
         self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
+        self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         # BaseSensorOperator has turned timedeltas into seconds by now.
         self.poke_interval = validate_poll_interval("poke_interval", self.poke_interval)
@@ -72,12 +81,13 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        return self.wait_until_synced(
-            self.portfolio_id,
-            poll_interval=self.poke_interval,
-            timeout=self.timeout,
-            exponential_backoff=bool(self.exponential_backoff),
-            max_wait=self.max_wait.total_seconds() if isinstance(self.max_wait, timedelta) else self.max_wait,
-        )
+        with self.reporting_credits(context):
+            if not self.deferrable:
+                return super().execute(context)
+            return self.wait_until_synced(
+                self.portfolio_id,
+                poll_interval=self.poke_interval,
+                timeout=self.timeout,
+                exponential_backoff=bool(self.exponential_backoff),
+                max_wait=self.max_wait.total_seconds() if isinstance(self.max_wait, timedelta) else self.max_wait,
+            )

@@ -16,17 +16,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coinstats.credits import CreditBudgetMixin
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.sync_probe.floors import defer_timeout, validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.sync_probe.outcomes import check_event, outcome_message, raise_for_outcome
 from airflow_provider_coinstats.sync_probe.probe import probe_request, run_probe, validate_probe
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
-
-    _Operator = BaseOperator
-else:
-    _Operator = object
+    from airflow.sdk import Context
 
 
 def validate_failure_budget(value: object) -> int:
@@ -36,12 +33,14 @@ def validate_failure_budget(value: object) -> int:
     return value
 
 
-class SyncWaitMixin(_Operator):
+class SyncWaitMixin(CreditBudgetMixin):
     """Wait for a portfolio's sync: probe in the worker, then defer to the trigger while syncing.
 
     Mixed into an operator before its Airflow base class. The operator calls
     :meth:`init_sync_wait` in ``__init__`` and sets ``coinstats_conn_id``; a failure outcome
-    raises with the semantics of :func:`~.outcomes.raise_for_outcome`.
+    raises with the semantics of :func:`~.outcomes.raise_for_outcome`. Probes and the trigger's
+    polls count against the task's credit budget (:class:`~airflow_provider_coinstats.credits.
+    CreditBudgetMixin`); ``execute_complete`` pushes the task's ``credits_spent`` from the event.
 
     Example::
 
@@ -84,13 +83,11 @@ class SyncWaitMixin(_Operator):
         Anything else raises as a trigger event would: bad input, key, plan or credits fail
         without task retries, a used-up transient budget is an ordinary failure.
         """
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook  # loads requests: run time only
-
         try:
             request = probe_request(self.probe, portfolio_id)
         except CoinStatsValidationError as error:
             raise_for_outcome("failed", str(error))
-        with CoinStatsHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1) as hook:
+        with self.budgeted_hook(max_attempts=self.max_consecutive_failures + 1) as hook:
             result = run_probe(hook, request)
         self.log.info("CoinStats portfolio %s poke: %s", portfolio_id, result.describe())
         if result.outcome in ("synced", "syncing"):
@@ -123,12 +120,15 @@ class SyncWaitMixin(_Operator):
             exponential_backoff=exponential_backoff,
             max_wait=max_wait,
             max_consecutive_failures=self.max_consecutive_failures,
+            max_credits=self.max_credits,
+            credits_spent=self.task_credits_spent,
         )
         self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(timeout))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: the portfolio id when synced, else the outcome's exception."""
         checked = check_event(event)
+        self.push_event_credits(context, checked)
         if checked["status"] != "synced":
             raise_for_outcome(checked["status"], outcome_message(checked))
         self.log.info("CoinStats portfolio %s synced after %s polls", checked["portfolio_id"], checked.get("polls"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_coinstats.credits import CreditBudgetMixin
 from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError
 from airflow_provider_coinstats.export.extract import (
     ExportOptions,
@@ -40,11 +41,17 @@ def is_templated(value: object) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-class _ExportOperator(BaseOperator):
+class _ExportOperator(CreditBudgetMixin, BaseOperator):
     """Shared base of the export operators; not for direct use.
 
     ``max_pages_in_flight`` (1 to 16, default 4) pages of a paginated dataset are requested at
     once; 1 reads page after page (see :mod:`airflow_provider_coinstats.export.pages`).
+
+    ``max_credits`` (with the connection's ``max_credits_per_task``, the smaller wins) stops the
+    export before the page that would pass it, pages in flight included: that dataset's load is
+    rolled back (SQL) or its file never published, and the task fails without retries, naming
+    spent, budget and the page's cost. ``min_remaining_credits`` checks the plan (free) after the
+    destination and before the first paid read. The task pushes XCom ``credits_spent``.
     """
 
     template_fields: Sequence[str] = (
@@ -70,10 +77,13 @@ class _ExportOperator(BaseOperator):
         to_date: str | None = None,
         page_limit: int = 100,
         max_pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
+        max_credits: int | None = None,
+        min_remaining_credits: int | None = None,
         **kwargs: Any,
     ) -> None:
         user_outlets = kwargs.get("outlets")
         super().__init__(**kwargs)
+        self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
         # Datasets decide tables, files and Assets, so they are fixed when the DAG is parsed.
         self.datasets = validate_datasets(datasets)
         self.portfolio_id = portfolio_id
@@ -126,14 +136,12 @@ class _ExportOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-
         # The reads stop when this block ends, e.g. the moment a write fails, so the read-ahead
         # never buys pages nobody will write; a kill from the very start stops the first read.
-        with fail_fast_on_permanent_errors(), stopping_reads() as self._reads:
+        with self.reporting_credits(context), fail_fast_on_permanent_errors(), stopping_reads() as self._reads:
             plan = plan_export(self.datasets, portfolio_id=self.portfolio_id, options=self.options())
             self.prepare_destination(plan, context)
-            hook = CoinStatsHook(self.coinstats_conn_id)
+            hook = self.open_budgeted_hook()
             extracted_at = datetime.now(UTC)
             self.log.info(
                 "Exporting %s of portfolio %s (at least %d credits)",
@@ -157,7 +165,7 @@ class _ExportOperator(BaseOperator):
                 # (Airflow 3.0 renders each frame's locals, which alone took a second here).
                 raise CoinStatsExportCancelledError(f"{error}; the {dataset} load was rolled back") from None
             finally:
-                hook.close()
+                self.close_budgeted_hook(hook)
         return {
             "portfolio_id": plan.portfolio_id,
             "extracted_at": extracted_at.isoformat(),

@@ -17,6 +17,10 @@ Two things keep a long wait alive where a plain poll loop would break it:
   coinstats_async.CoinStatsAsyncHook.reread_connection`). When the key (or base URL) has changed,
   the same poll is retried with it, so a key rotated in Airflow during a wait is picked up; a 401
   with the key unchanged, or again with the new one, fails.
+
+The polls count against the deferring task's credit budget: the trigger serializes the budget
+(``max_credits``) and what the task had spent before deferring (``credits_spent``), its hook
+starts from that, and every event carries the task's new total as ``credits_spent``.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         max_wait: float | None = None,
         max_consecutive_failures: int = 3,
         not_before: float | None = None,
+        max_credits: int | None = None,
+        credits_spent: int = 0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.portfolio_id = portfolio_id
@@ -100,6 +106,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         self.max_consecutive_failures = int(max_consecutive_failures)
         # Fixed here, not in run(): a triggerer restart must not push the first poll back again.
         self.not_before = float(not_before) if not_before is not None else time.time() + min_first_poll_delay()
+        self.max_credits = None if max_credits is None else int(max_credits)
+        self.credits_spent = int(credits_spent)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -114,6 +122,8 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                 "max_wait": self.max_wait,
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "not_before": self.not_before,
+                "max_credits": self.max_credits,
+                "credits_spent": self.credits_spent,
             },
         )
 
@@ -148,16 +158,25 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         try:
             request = probe_request(self.probe, self.portfolio_id)
         except CoinStatsError as error:
-            yield _event(make_event("failed", self.portfolio_id, ProbeResult("failed", str(error))))
+            failed = ProbeResult("failed", str(error))
+            yield _event(make_event("failed", self.portfolio_id, failed, credits_spent=self.credits_spent))
             return
         await self._sleep_before_poll(0, rng)
         polls = 0
-        async with CoinStatsAsyncHook(self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1) as hook:
+        hook = CoinStatsAsyncHook(
+            self.coinstats_conn_id, max_attempts=self.max_consecutive_failures + 1, max_credits=self.max_credits
+        )
+        hook.credits_spent = self.credits_spent  # the task's budget spans its worker and its trigger
+        async with hook:
             while True:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     waited = round(time.monotonic() - started, 1)
-                    yield _event(make_event("timeout", self.portfolio_id, polls=polls, waited=waited))
+                    yield _event(
+                        make_event(
+                            "timeout", self.portfolio_id, polls=polls, waited=waited, credits_spent=hook.credits_spent
+                        )
+                    )
                     return
                 polls += 1
                 result = await self._poll(hook, request, polls)
@@ -165,7 +184,11 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                     polls += 1
                     result = await self._poll(hook, request, polls)
                 if result.outcome != "syncing":
-                    yield _event(make_event(result.outcome, self.portfolio_id, result, polls=polls))
+                    yield _event(
+                        make_event(
+                            result.outcome, self.portfolio_id, result, polls=polls, credits_spent=hook.credits_spent
+                        )
+                    )
                     return
                 await self._sleep_before_poll(polls, rng)
 

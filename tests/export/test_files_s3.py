@@ -196,3 +196,80 @@ def test_a_failing_cleanup_does_not_hide_the_original_error(
     # Nothing was published: the failed run left no object (the aborted upload is pending only
     # because its abort was made to fail).
     assert s3_conn.keys(s3_bucket) == []
+
+
+# --- split into parts (max_rows_per_file) ---------------------------------------------------------------
+
+
+def part_keys(portfolio: str, file_format: str, count: int) -> list[str]:
+    folder = f"exports/transactions/portfolio_id={portfolio}"
+    return [f"{folder}/{PARTITION}-{number:05d}.{file_format}" for number in range(1, count + 1)]
+
+
+def parquet_rows(data: bytes) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(data)).to_pylist()  # type: ignore[no-any-return]
+
+
+def test_parquet_parts_land_on_s3_published_together_and_a_rerun_deletes_the_parts_it_did_not_write(
+    wallet: Callable[..., str], s3_bucket: str, s3_conn: MotoS3
+) -> None:
+    portfolio = wallet()
+    keys = part_keys(portfolio, "parquet", 3)
+    with s3_requests(s3_bucket) as calls:
+        result = s3_export(
+            s3_bucket, portfolio, ["transactions"], file_format="parquet", max_rows_per_file=100
+        ).execute(context())
+    assert s3_conn.keys(s3_bucket) == keys
+    summary = result["datasets"]["transactions"]
+    assert summary["files"] == [f"s3://{S3_CONN_ID}@{s3_bucket}/{key}" for key in keys]
+    assert summary["bytes"] == sum(len(s3_conn.read(s3_bucket, key)) for key in keys)
+    parts = [parquet_rows(s3_conn.read(s3_bucket, key)) for key in keys]
+    assert [len(part) for part in parts] == [100, 100, 50]
+    written = [row for part in parts for row in part]
+    want = [r | {"extracted_at": written[0]["extracted_at"]} for r in expected_rows("transactions", portfolio)]
+    assert written == want
+    # Every part was uploaded first and completed only after the last one was written.
+    exported = [(op, key) for op, key in not_probe(calls) if op in WRITES]
+    completes = [index for index, (op, _) in enumerate(exported) if op == "CompleteMultipartUpload"]
+    assert [exported[index][1] for index in completes] == keys
+    assert min(completes) > max(index for index, (op, _) in enumerate(exported) if op == "UploadPart")
+
+    with s3_requests(s3_bucket) as calls:
+        s3_export(s3_bucket, portfolio, ["transactions"], file_format="parquet", max_rows_per_file=200).execute(
+            context()
+        )
+    assert s3_conn.keys(s3_bucket) == keys[:2]
+    assert [len(parquet_rows(s3_conn.read(s3_bucket, key))) for key in keys[:2]] == [200, 50]
+    deletes = [key for op, key in not_probe(calls) if op in {"DeleteObject", "DeleteObjects"}]
+    assert deletes == [keys[2]]  # the stale part, nothing else
+    assert s3_conn.pending_uploads(s3_bucket) == []
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_a_failure_after_parts_were_uploaded_publishes_none_and_aborts_every_upload(
+    coinstats_conn: Any, wallet: Callable[..., str], s3_bucket: str, s3_conn: MotoS3, file_format: str
+) -> None:
+    portfolio = wallet()
+    s3_export(s3_bucket, portfolio, ["transactions"], file_format=file_format, max_rows_per_file=100).execute(context())
+    keys = part_keys(portfolio, file_format, 3)
+    before = {key: s3_conn.read(s3_bucket, key) for key in keys}
+
+    coinstats_conn.state.clear_requests()
+    fail_on_page_2_of_transactions(coinstats_conn)
+    # 40 rows per file: parts 1 and 2 are uploaded whole from page 1, part 3 is being written when page 2 fails.
+    with s3_requests(s3_bucket) as calls, pytest.raises(AirflowFailException, match="401"):
+        s3_export(s3_bucket, portfolio, ["transactions"], file_format=file_format, max_rows_per_file=40).execute(
+            context()
+        )
+    assert s3_conn.keys(s3_bucket) == keys
+    assert {key: s3_conn.read(s3_bucket, key) for key in keys} == before
+    assert s3_conn.pending_uploads(s3_bucket) == []
+    exported = not_probe(calls)
+    # Parts 1 and 2 were uploaded whole; part 3's rows may still have been in the write buffer.
+    started = sorted(key for op, key in exported if op == "CreateMultipartUpload")
+    assert started[:2] == keys[:2]
+    assert {key for op, key in exported if op == "UploadPart"} >= set(keys[:2])
+    assert sorted(key for op, key in exported if op == "AbortMultipartUpload") == started
+    assert [op for op, _ in exported if op in {"CompleteMultipartUpload", "PutObject", "DeleteObject"}] == []

@@ -71,7 +71,10 @@ def test_sync_waits_then_the_teardown_deletes(coinstats_conn: Any, run_dag: Any)
     assert result.state == "success", result.tasks
     pid = result.xcom("connect_wallet")
     assert result.xcom("resync") == pid
-    assert result.xcom("resync", "credits_spent") == 30
+    # The wait counts too: the sync (30) and, deferred, the trigger's probe that found it synced (4).
+    charged = [r.credits for r in requests_to(coinstats_conn, "portfolio_sync")]
+    charged += [r.credits for r in requests_to(coinstats_conn, "portfolio_transactions")]
+    assert result.xcom("resync", "credits_spent") == sum(charged) == 34
     assert result.xcom("delete_portfolio") == pid
     assert result.xcom("delete_portfolio", "credits_spent") == 10
     syncs = requests_to(coinstats_conn, "portfolio_sync")
