@@ -148,3 +148,23 @@ PortfolioRef = str | SharedPortfolio
 def public_id_of(portfolio: object) -> str:
     """The id to name ``portfolio`` by in rows, logs and XCom (a portfolio id is its own)."""
     return portfolio.public_id if isinstance(portfolio, SharedPortfolio) else str(portfolio)
+
+
+def exactly_one_portfolio(portfolio_id: Any, share_conn_id: object) -> tuple[Any, str | None]:
+    """Check a task's ``portfolio_id`` / ``share_conn_id`` pair when the DAG is parsed: exactly one.
+
+    ``share_conn_id`` must be a connection id string; ``portfolio_id`` (usually a template or an
+    XCom reference) is checked when the task runs. Returns the pair, the one not given as None.
+    """
+    given = [name for name, value in (("portfolio_id", portfolio_id), ("share_conn_id", share_conn_id)) if value]
+    if len(given) != 1:
+        raise CoinStatsValidationError(
+            "portfolio_id",
+            "give exactly one of portfolio_id (a portfolio created through the API) and share_conn_id "
+            f"(the connection holding a shared portfolio's token and passcode); got {'both' if given else 'neither'}",
+        )
+    if not share_conn_id:
+        return portfolio_id, None
+    if not isinstance(share_conn_id, str):
+        raise CoinStatsValidationError("share_conn_id", f"must be a connection id, got {type(share_conn_id).__name__}")
+    return None, share_conn_id.strip()

@@ -12,6 +12,10 @@ Incremental transaction loads pass ``since`` (the destination's watermark): the 
 a whole page's worth of consecutive rows is older than ``since``. Transactions are listed newest
 first, so nothing newer can follow.
 
+A shared portfolio (:class:`~airflow_provider_coinstats.api.shared.SharedPortfolio`) is exported
+like an API portfolio: the requests select it by its share headers, and rows, watermarks, file
+paths and Asset events name it by its public id (``ExportPlan.portfolio_id``), never its token.
+
 Example::
 
     plan = plan_export(["coins", "transactions"], portfolio_id=pid, options=ExportOptions())
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.builders import ApiRequest
 from airflow_provider_coinstats.api.catalog import MAX_PAGE_LIMIT
+from airflow_provider_coinstats.api.shared import PortfolioRef, public_id_of
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import DATASETS
 from airflow_provider_coinstats.export.pages import (
@@ -83,12 +88,22 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """Validated datasets and options, plus the first request of each (for credit estimates)."""
+    """Validated datasets and options, plus the first request of each (for credit estimates).
+
+    ``portfolio_id`` names the portfolio in rows and logs (a shared one's public id);
+    :attr:`portfolio` is what the reads select it by (the id, or the shared portfolio itself).
+    """
 
     portfolio_id: str
     datasets: tuple[str, ...]
     options: ExportOptions
     first_requests: Mapping[str, ApiRequest] = field(default_factory=dict)
+    shared: PortfolioRef | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def portfolio(self) -> PortfolioRef:
+        """What to pass to :func:`extract_rows`: the shared portfolio, or the portfolio id."""
+        return self.shared if self.shared is not None else self.portfolio_id
 
     def min_credits(self) -> int:
         """Credits the first page of every dataset costs; pagination can add more."""
@@ -112,18 +127,20 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _coins_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
+def _coins_request(pid: PortfolioRef, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
     return builders.portfolio_coins(pid, page, o.page_limit, False)
 
 
-def _transactions_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
+def _transactions_request(pid: PortfolioRef, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
     from_date = _iso(since) if since is not None else o.from_date
     return builders.portfolio_transactions(
         pid, currency=o.currency, page=page, limit=o.page_limit, from_date=from_date, to_date=o.to_date
     )
 
 
-def _snapshot_items_request(pid: str, o: ExportOptions, page: int, since: datetime | None = None) -> ApiRequest:
+def _snapshot_items_request(
+    pid: PortfolioRef, o: ExportOptions, page: int, since: datetime | None = None
+) -> ApiRequest:
     return builders.portfolio_snapshot_items(
         pid, page=page, limit=o.page_limit, from_date=o.from_date, to_date=o.to_date
     )
@@ -147,7 +164,7 @@ def _pl_kwargs(o: ExportOptions) -> dict[str, Any]:
     }
 
 
-def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
+def _pl_request(pid: PortfolioRef, o: ExportOptions) -> ApiRequest:
     try:
         return builders.portfolio_pl_history(pid, **_pl_kwargs(o))
     except CoinStatsValidationError as error:
@@ -159,7 +176,7 @@ def _pl_request(pid: str, o: ExportOptions) -> ApiRequest:
 
 
 #: dataset -> the first request it sends (validation happens while building it).
-_FIRST_REQUEST: Final[Mapping[str, Callable[[str, ExportOptions], ApiRequest]]] = {
+_FIRST_REQUEST: Final[Mapping[str, Callable[[PortfolioRef, ExportOptions], ApiRequest]]] = {
     "coins": lambda pid, o: _coins_request(pid, o, 1),
     "value": lambda pid, o: builders.portfolio_value(pid, o.currency),
     "chart": lambda pid, o: builders.portfolio_chart(pid, o.chart_type),
@@ -175,18 +192,20 @@ def plan_export(datasets: object, *, portfolio_id: object, options: ExportOption
 
     Raises :class:`~airflow_provider_coinstats.exceptions.CoinStatsValidationError` naming the
     field (``datasets``, ``portfolio_id``, ``currency``, ``chart_type``, ``from_date`` ...).
+    ``portfolio_id`` may be a :class:`~airflow_provider_coinstats.api.shared.SharedPortfolio`.
 
     Example::
 
         plan_export(["coins"], portfolio_id="p1", options=ExportOptions()).min_credits()  # 2
     """
     names = validate_datasets(datasets)
-    pid = builders.require_portfolio_id(portfolio_id)
+    ref = builders.require_portfolio(portfolio_id)
     validate_pages_in_flight(options.max_pages_in_flight)
-    return ExportPlan(pid, names, options, {name: _FIRST_REQUEST[name](pid, options) for name in names})
+    first = {name: _FIRST_REQUEST[name](ref, options) for name in names}
+    return ExportPlan(public_id_of(ref), names, options, first, shared=None if isinstance(ref, str) else ref)
 
 
-def _single_read(hook: CoinStatsHook, dataset: str, pid: str, o: ExportOptions) -> Callable[[], Any]:
+def _single_read(hook: CoinStatsHook, dataset: str, pid: PortfolioRef, o: ExportOptions) -> Callable[[], Any]:
     """The one call a dataset that is not paginated makes."""
     if dataset == "value":
         return partial(hook.get_portfolio_value, pid, o.currency)
@@ -243,7 +262,7 @@ def _newer_than(rows: Generator[dict[str, Any]], since: datetime, page_limit: in
 def extract_rows(
     hook: CoinStatsHook,
     dataset: str,
-    portfolio_id: str,
+    portfolio_id: PortfolioRef,
     *,
     extracted_at: datetime,
     options: ExportOptions,
@@ -251,7 +270,8 @@ def extract_rows(
 ) -> Iterator[dict[str, Any]]:
     """Flat rows of one dataset, read through ``hook`` page by page.
 
-    ``since`` (transactions only) limits the read to transactions dated at or after it. Every
+    ``portfolio_id`` is an API portfolio id or a shared portfolio (``ExportPlan.portfolio``);
+    rows carry its public id. ``since`` (transactions only) limits the read to transactions dated at or after it. Every
     request runs in a background thread (:func:`~.pages.read_pages`), under the
     :class:`~.pages.ReadStop` of the enclosing :func:`~.pages.stopping_reads` block, if any.
 
@@ -277,7 +297,7 @@ def extract_rows(
     rows = iter_rows(
         dataset,
         payload,
-        portfolio_id=portfolio_id,
+        portfolio_id=public_id_of(portfolio_id),
         extracted_at=extracted_at,
         currency=options.currency,
     )

@@ -37,6 +37,7 @@ from airflow_provider_coinstats.api.shared import PortfolioRef
 from airflow_provider_coinstats.exceptions import (
     CoinStatsBudgetExceededError,
     CoinStatsError,
+    CoinStatsForbiddenError,
     CoinStatsInvalidResponseError,
     CoinStatsPaginationError,
     CoinStatsValidationError,
@@ -47,6 +48,12 @@ if TYPE_CHECKING:
 
     from airflow_provider_coinstats.api.builders import ApiRequest
     from airflow_provider_coinstats.api.transport import SyncTransport
+
+#: Added to a 403 answering a shared-portfolio read: which settings to check (never their values).
+SHARE_REFUSED_HINT: Final = (
+    "reading a shared portfolio: check the share token (login) and passcode (password) of its share "
+    "connection, and that the API key's CoinStats plan is Degen (share-token reads need it)"
+)
 
 #: Most pages one paginated read fetches (a million rows at 100 per page). Reaching it raises
 #: :class:`CoinStatsPaginationError` instead of paying for more; ``max_pages=`` overrides it per call.
@@ -169,6 +176,23 @@ class CoinStatsHookBase(BaseHook):
                     self.credits_spent += request.credits
 
     @staticmethod
+    @contextmanager
+    def _share_refusal_explained(request: ApiRequest) -> Iterator[None]:
+        """A 403 to a shared-portfolio read says what to check; the same (permanent) error class."""
+        try:
+            yield
+        except CoinStatsForbiddenError as error:
+            if "sharetoken" not in request.headers:
+                raise
+            raise CoinStatsForbiddenError(
+                error.status_code,
+                f"{error.message} ({SHARE_REFUSED_HINT})",
+                method=error.method,
+                path=error.path,
+                request_id=error.request_id,
+            ) from None
+
+    @staticmethod
     def _validated_minimum(minimum: object) -> int:
         """``min_remaining_credits``, checked before the usage call is sent."""
         checked = validate_credits("min_remaining_credits", minimum)
@@ -274,7 +298,7 @@ class CoinStatsHook(CoinStatsHookBase):
     def run(self, request: ApiRequest, *, deadline: float | None = None) -> Any:
         """Send one request (with retries, ending by ``deadline``) and return its decoded JSON."""
         self._mask_request_secrets(request)
-        with self._charged_within_budget(request, self.settings):
+        with self._share_refusal_explained(request), self._charged_within_budget(request, self.settings):
             return self.transport.send(request, self._retry_until(self.settings, deadline))
 
     def test_connection(self) -> tuple[bool, str]:

@@ -91,7 +91,7 @@ class CoinStatsAsyncHook(CoinStatsHookBase):
             from airflow_provider_coinstats.api.async_transport import AsyncTransport
 
             self._transport = AsyncTransport(settings, self.log)
-        with self._charged_within_budget(request, settings):
+        with self._share_refusal_explained(request), self._charged_within_budget(request, settings):
             return await self._transport.send(request, self._retry_until(settings, deadline))
 
     async def require_remaining_credits(self, minimum: int) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_coinstats._compat import BaseHook, aget_connection, mask_secret
+from airflow_provider_coinstats._compat import AirflowNotFoundException, BaseHook, aget_connection, mask_secret
 from airflow_provider_coinstats.api.shared import SharedPortfolio
 from airflow_provider_coinstats.exceptions import CoinStatsConfigError, CoinStatsValidationError
 
@@ -58,16 +58,28 @@ def shared_portfolio_from(conn: Any, conn_id: str) -> SharedPortfolio:
         raise CoinStatsConfigError(f"share connection {conn_id!r}: {error}") from None
 
 
+def _not_found(conn_id: str) -> CoinStatsConfigError:
+    # Permanent: a retry cannot create the connection (a typo in share_conn_id fails at once).
+    return CoinStatsConfigError(f"share connection {conn_id!r} is not defined")
+
+
 def shared_portfolio_from_connection(conn_id: str) -> SharedPortfolio:
     """Read the share connection ``conn_id`` (environment, secrets backend or metastore)."""
-    return shared_portfolio_from(BaseHook.get_connection(conn_id), conn_id)
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise _not_found(conn_id) from None
+    return shared_portfolio_from(conn, conn_id)
 
 
 async def ashared_portfolio_from_connection(conn_id: str) -> SharedPortfolio:
     """The same from an event loop (triggers): the lookup and the masking never block the loop."""
     from asgiref.sync import sync_to_async
 
-    conn = await aget_connection(conn_id)
+    try:
+        conn = await aget_connection(conn_id)
+    except AirflowNotFoundException:
+        raise _not_found(conn_id) from None
     # extra_dejson and mask_secret may make blocking calls to the supervisor: run them in a thread.
     shared: SharedPortfolio = await sync_to_async(shared_portfolio_from)(conn, conn_id)
     return shared

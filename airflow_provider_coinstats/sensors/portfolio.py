@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_coinstats._compat import default_deferrable
+from airflow_provider_coinstats.api.shared import exactly_one_portfolio, public_id_of
 from airflow_provider_coinstats.sync_probe.deferral import SyncWaitMixin
 from airflow_provider_coinstats.sync_probe.floors import validate_poll_interval, validate_seconds
+from airflow_provider_coinstats.sync_probe.probe import validate_shared_probe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +35,13 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
     ``[coinstats] min_poll_interval`` (default 1 s) is refused when the DAG is parsed. The
     portfolio id is pushed to XCom when synced.
 
+    Instead of ``portfolio_id``, ``share_conn_id`` waits for a portfolio the user tracks in the
+    CoinStats app: the id of a connection holding its share token (login) and passcode (password);
+    see :mod:`airflow_provider_coinstats.hooks.shared`. Exactly one of the two is required (checked
+    when the DAG is parsed), and ``probe="status"`` cannot read a shared portfolio. Each poke reads
+    the connection; deferred, the trigger gets only the connection id and reads it in the
+    triggerer. XCom gets the portfolio's public id, never the token.
+
     ``max_credits`` caps the credits the task may spend (pokes and, deferred, the trigger's polls;
     the connection's ``max_credits_per_task`` too, the smaller wins) and ``min_remaining_credits``
     stops it before the first poke when the plan has less left; the task logs its credits spent
@@ -48,15 +57,17 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
             timeout=3600,
             deferrable=True,
         )
+        wait_shared = CoinStatsPortfolioSyncSensor(task_id="wait_for_app_portfolio", share_conn_id="coinstats_share")
     """
 
-    template_fields: Sequence[str] = ("portfolio_id", "coinstats_conn_id")
+    template_fields: Sequence[str] = ("portfolio_id", "share_conn_id", "coinstats_conn_id")
     ui_color = "#f3c623"
 
     def __init__(
         self,
         *,
-        portfolio_id: str,
+        portfolio_id: str | None = None,
+        share_conn_id: str | None = None,
         coinstats_conn_id: str = "coinstats_default",
         probe: str = "transactions",
         max_consecutive_failures: int = 3,
@@ -66,9 +77,10 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.portfolio_id = portfolio_id
+        self.portfolio_id, self.share_conn_id = exactly_one_portfolio(portfolio_id, share_conn_id)
         self.coinstats_conn_id = coinstats_conn_id
         self.init_sync_wait(probe=probe, max_consecutive_failures=max_consecutive_failures)
+        validate_shared_probe(self.probe, self.share_conn_id)
         self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         # BaseSensorOperator has turned timedeltas into seconds by now.
@@ -76,8 +88,9 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
         self.timeout = validate_seconds("timeout", self.timeout)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        if self.is_synced(self.portfolio_id):
-            return PokeReturnValue(is_done=True, xcom_value=self.portfolio_id)
+        portfolio = self.portfolio_to_wait_for(self.portfolio_id)
+        if self.is_synced(portfolio):
+            return PokeReturnValue(is_done=True, xcom_value=public_id_of(portfolio))
         return False
 
     def execute(self, context: Context) -> Any:
@@ -85,7 +98,7 @@ class CoinStatsPortfolioSyncSensor(SyncWaitMixin, BaseSensorOperator):
             if not self.deferrable:
                 return super().execute(context)
             return self.wait_until_synced(
-                self.portfolio_id,
+                self.portfolio_to_wait_for(self.portfolio_id),
                 poll_interval=self.poke_interval,
                 timeout=self.timeout,
                 exponential_backoff=bool(self.exponential_backoff),

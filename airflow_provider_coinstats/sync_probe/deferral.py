@@ -16,8 +16,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coinstats.api.builders import require_portfolio
+from airflow_provider_coinstats.api.shared import PortfolioRef, SharedPortfolio, public_id_of
 from airflow_provider_coinstats.credits import CreditBudgetMixin
-from airflow_provider_coinstats.exceptions import CoinStatsValidationError
+from airflow_provider_coinstats.exceptions import CoinStatsError, CoinStatsValidationError
 from airflow_provider_coinstats.sync_probe.floors import defer_timeout, validate_poll_interval, validate_seconds
 from airflow_provider_coinstats.sync_probe.outcomes import check_event, outcome_message, raise_for_outcome
 from airflow_provider_coinstats.sync_probe.probe import probe_request, run_probe, validate_probe
@@ -59,6 +61,8 @@ class SyncWaitMixin(CreditBudgetMixin):
     max_consecutive_failures: int
     poll_interval: float
     sync_timeout: float
+    #: The connection of a shared portfolio being waited for: what the trigger gets instead of its token.
+    share_conn_id: str | None = None
 
     def init_sync_wait(self, *, probe: object, max_consecutive_failures: object) -> None:
         """Check and keep the probe and the failure budget (called when the DAG is parsed)."""
@@ -76,6 +80,21 @@ class SyncWaitMixin(CreditBudgetMixin):
     def wait_for_portfolio(self, portfolio_id: str) -> str:
         """:meth:`wait_until_synced` with the operator's own ``poll_interval`` and ``sync_timeout``."""
         return self.wait_until_synced(portfolio_id, poll_interval=self.poll_interval, timeout=self.sync_timeout)
+
+    def portfolio_to_wait_for(self, portfolio_id: object) -> PortfolioRef:
+        """``portfolio_id`` (checked), or the shared portfolio read from ``share_conn_id`` now (in the worker).
+
+        A bad portfolio id or a share connection that is missing or unusable fails the task
+        without retries.
+        """
+        from airflow_provider_coinstats.hooks.shared import shared_portfolio_from_connection
+
+        try:
+            if self.share_conn_id:
+                return shared_portfolio_from_connection(self.share_conn_id)
+            return require_portfolio(portfolio_id)
+        except CoinStatsError as error:
+            raise_for_outcome("failed", str(error))
 
     def is_synced(self, portfolio_id: object) -> bool:
         """One probe in the worker through the sync hook: True when synced, False while syncing.
@@ -96,7 +115,7 @@ class SyncWaitMixin(CreditBudgetMixin):
 
     def wait_until_synced(
         self,
-        portfolio_id: str,
+        portfolio_id: PortfolioRef,
         *,
         poll_interval: float,
         timeout: float,
@@ -106,13 +125,19 @@ class SyncWaitMixin(CreditBudgetMixin):
         """Return ``portfolio_id`` if it is synced now; otherwise defer until the trigger's event.
 
         The trigger is built only now, after the probe: its first-poll minimum counts from here.
+        A shared portfolio returns its public id, and its trigger gets only ``share_conn_id`` (it
+        reads the token and passcode in the triggerer), so no trigger row holds them.
         """
         if self.is_synced(portfolio_id):
-            return portfolio_id
+            return public_id_of(portfolio_id)
         from airflow_provider_coinstats.triggers.portfolio import CoinStatsPortfolioSyncTrigger
 
+        shared = isinstance(portfolio_id, SharedPortfolio)
+        if shared and not self.share_conn_id:
+            raise CoinStatsValidationError("share_conn_id", "a shared portfolio defers by its connection id only")
         trigger = CoinStatsPortfolioSyncTrigger(
-            portfolio_id=portfolio_id,
+            portfolio_id=portfolio_id if isinstance(portfolio_id, str) else None,
+            share_conn_id=self.share_conn_id if shared else None,
             coinstats_conn_id=self.coinstats_conn_id,
             probe=self.probe,
             poll_interval=float(poll_interval),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_coinstats.api import builders
 from airflow_provider_coinstats.api.builders import ApiRequest
+from airflow_provider_coinstats.api.shared import PortfolioRef
 from airflow_provider_coinstats.exceptions import (
     CoinStatsError,
     CoinStatsNotSyncedError,
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
     from airflow_provider_coinstats.hooks.coinstats_async import CoinStatsAsyncHook
 
-#: Which request a probe sends. Each is the cheapest read of its kind (one-row pages).
-PROBES: Final[Mapping[str, Callable[[str], ApiRequest]]] = {
+#: Which request a probe sends. Each is the cheapest read of its kind (one-row pages). Every one but
+#: ``status`` (documented with ``portfolioId`` only) also reads a shared portfolio.
+PROBES: Final[Mapping[str, Callable[[PortfolioRef], ApiRequest]]] = {
     "transactions": lambda pid: builders.portfolio_transactions(pid, page=1, limit=1),
     "coins": lambda pid: builders.portfolio_coins(pid, page=1, limit=1),
     "value": lambda pid: builders.portfolio_value(pid),
@@ -48,9 +50,19 @@ def validate_probe(probe: object) -> str:
     return str(probe)
 
 
+def validate_shared_probe(probe: str, share_conn_id: str | None) -> None:
+    """Refuse, when the DAG is parsed, a probe that cannot read a shared portfolio (``status``)."""
+    if share_conn_id is not None and probe == "status":
+        raise CoinStatsValidationError(
+            "probe",
+            "'status' cannot wait for a shared portfolio (/portfolio/status takes only a portfolioId); "
+            f"use one of {', '.join(p for p in PROBES if p != 'status')}",
+        )
+
+
 def probe_request(probe: str, portfolio_id: object) -> ApiRequest:
-    """The request for ``probe``; validates the portfolio id (no request is sent here)."""
-    return PROBES[validate_probe(probe)](builders.require_portfolio_id(portfolio_id))
+    """The request for ``probe``; validates the portfolio id or shared portfolio (no request is sent here)."""
+    return PROBES[validate_probe(probe)](builders.require_portfolio(portfolio_id))
 
 
 def result_from_payload(request: ApiRequest, payload: Any) -> ProbeResult:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_coinstats.api.shared import exactly_one_portfolio
 from airflow_provider_coinstats.credits import CreditBudgetMixin
 from airflow_provider_coinstats.exceptions import CoinStatsExportCancelledError
 from airflow_provider_coinstats.export.extract import (
@@ -47,6 +48,14 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
     ``max_pages_in_flight`` (1 to 16, default 4) pages of a paginated dataset are requested at
     once; 1 reads page after page (see :mod:`airflow_provider_coinstats.export.pages`).
 
+    The portfolio is ``portfolio_id`` (an API portfolio) or ``share_conn_id``: the id of an Airflow
+    connection holding the share link of a portfolio the user tracks in the CoinStats app (login =
+    share token, password = passcode, optional extra ``portfolio_name``; see
+    :mod:`airflow_provider_coinstats.hooks.shared`). Exactly one is required, checked when the DAG is
+    parsed. Only the connection id is stored; the token and passcode are read in ``execute`` and
+    never reach a rendered field or XCom. Rows, files, XCom and Asset events name a shared portfolio
+    by its public id.
+
     ``max_credits`` (with the connection's ``max_credits_per_task``, the smaller wins) stops the
     export before the page that would pass it, pages in flight included: that dataset's load is
     rolled back (SQL) or its file never published, and the task fails without retries, naming
@@ -56,6 +65,7 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
 
     template_fields: Sequence[str] = (
         "portfolio_id",
+        "share_conn_id",
         "coinstats_conn_id",
         "currency",
         "from_date",
@@ -66,7 +76,8 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
     def __init__(
         self,
         *,
-        portfolio_id: str,
+        portfolio_id: str | None = None,
+        share_conn_id: str | None = None,
         datasets: Sequence[str] | str,
         coinstats_conn_id: str = "coinstats_default",
         currency: str = "USD",
@@ -86,7 +97,7 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
         self.init_credit_budget(max_credits=max_credits, min_remaining_credits=min_remaining_credits)
         # Datasets decide tables, files and Assets, so they are fixed when the DAG is parsed.
         self.datasets = validate_datasets(datasets)
-        self.portfolio_id = portfolio_id
+        self.portfolio_id, self.share_conn_id = exactly_one_portfolio(portfolio_id, share_conn_id)
         self.coinstats_conn_id = coinstats_conn_id
         self.currency = currency
         self.chart_type = chart_type
@@ -123,6 +134,15 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
 
     # --- the shared flow ------------------------------------------------------------------------
 
+    def portfolio(self) -> object:
+        """The portfolio to read (validated by ``plan_export``): the shared one, read from
+        ``share_conn_id`` now, or ``portfolio_id``."""
+        if self.share_conn_id is not None:
+            from airflow_provider_coinstats.hooks.shared import shared_portfolio_from_connection
+
+            return shared_portfolio_from_connection(self.share_conn_id)
+        return self.portfolio_id
+
     def options(self) -> ExportOptions:
         return ExportOptions(
             currency=self.currency,
@@ -139,7 +159,7 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
         # The reads stop when this block ends, e.g. the moment a write fails, so the read-ahead
         # never buys pages nobody will write; a kill from the very start stops the first read.
         with self.reporting_credits(context), fail_fast_on_permanent_errors(), stopping_reads() as self._reads:
-            plan = plan_export(self.datasets, portfolio_id=self.portfolio_id, options=self.options())
+            plan = plan_export(self.datasets, portfolio_id=self.portfolio(), options=self.options())
             self.prepare_destination(plan, context)
             hook = self.open_budgeted_hook()
             extracted_at = datetime.now(UTC)

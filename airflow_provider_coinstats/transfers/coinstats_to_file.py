@@ -107,7 +107,7 @@ class CoinStatsToFileOperator(_ExportOperator):
         dag_run = context.get("dag_run")
         partition = partition_name(context.get("logical_date"), getattr(dag_run, "run_id", None))
         target = dataset_file(self._base, dataset, plan.portfolio_id, partition, self.file_format)
-        rows = extract_rows(hook, dataset, plan.portfolio_id, extracted_at=extracted_at, options=plan.options)
+        rows = extract_rows(hook, dataset, plan.portfolio, extracted_at=extracted_at, options=plan.options)
         written = write_rows(target, dataset, rows, self.file_format, max_rows_per_file=self.max_rows_per_file)
         # A split run's location names all its parts at once, as a glob readers accept.
         location = (

@@ -158,7 +158,7 @@ class CoinStatsToSqlOperator(_ExportOperator):
                 since = watermark - self.incremental_lookback
                 self.log.info("transactions: incremental from %s (watermark %s)", since.isoformat(), watermark)
         rows = extract_rows(
-            hook, dataset, plan.portfolio_id, extracted_at=extracted_at, options=plan.options, since=since
+            hook, dataset, plan.portfolio, extracted_at=extracted_at, options=plan.options, since=since
         )
         scope: dict[str, Any] = {"currency": plan.options.currency.strip().upper()}
         dated = "snapshot_date" in table.schema.column_names()

@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_coinstats.api.shared import PortfolioRef, exactly_one_portfolio
 from airflow_provider_coinstats.exceptions import CoinStatsError
 from airflow_provider_coinstats.hooks.coinstats_async import CoinStatsAsyncHook
+from airflow_provider_coinstats.hooks.shared import ashared_portfolio_from_connection
 from airflow_provider_coinstats.sync_probe.floors import min_first_poll_delay
 from airflow_provider_coinstats.sync_probe.outcomes import ProbeResult, make_event
 from airflow_provider_coinstats.sync_probe.probe import arun_probe, probe_request
@@ -71,6 +73,10 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     ``synced``, ``timeout``, ``error`` (transient failures beyond the budget) or ``failed`` (an
     error a retry cannot fix), checked by the deferring task's ``execute_complete``.
 
+    The portfolio is ``portfolio_id`` or ``share_conn_id``, the connection of a shared portfolio:
+    the trigger reads its token and passcode in the triggerer (through the async lookup), so the
+    trigger row holds only the connection id, and events name the portfolio by its public id.
+
     Example::
 
         CoinStatsPortfolioSyncTrigger(
@@ -83,7 +89,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
 
     def __init__(
         self,
-        portfolio_id: str,
+        portfolio_id: str | None = None,
         coinstats_conn_id: str = "coinstats_default",
         probe: str = "transactions",
         poll_interval: float = 60.0,
@@ -94,9 +100,12 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
         not_before: float | None = None,
         max_credits: int | None = None,
         credits_spent: int = 0,
+        share_conn_id: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.portfolio_id = portfolio_id
+        self.portfolio_id, self.share_conn_id = exactly_one_portfolio(portfolio_id, share_conn_id)
+        # A shared portfolio's public id, known once run() has read its connection (never serialized).
+        self._public_id: str | None = None
         self.coinstats_conn_id = coinstats_conn_id
         self.probe = probe
         self.poll_interval = float(poll_interval)
@@ -124,6 +133,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                 "not_before": self.not_before,
                 "max_credits": self.max_credits,
                 "credits_spent": self.credits_spent,
+                "share_conn_id": self.share_conn_id,
             },
         )
 
@@ -152,14 +162,27 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     async def _sleep_before_poll(self, polls: int, rng: random.Random) -> None:
         await asyncio.sleep(self._wait_before_poll(polls, rng))
 
+    @property
+    def label(self) -> str:
+        """What events and logs name the portfolio by: its id, or a shared portfolio's public id."""
+        return self.portfolio_id or self._public_id or f"shared portfolio of connection {self.share_conn_id}"
+
+    async def _portfolio(self) -> PortfolioRef:
+        """The portfolio id, or the shared portfolio read from ``share_conn_id`` (in the triggerer)."""
+        if self.share_conn_id is None:
+            return str(self.portfolio_id)
+        share = await ashared_portfolio_from_connection(self.share_conn_id)
+        self._public_id = share.public_id
+        return share
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         rng = _JITTER_RNG
         try:
-            request = probe_request(self.probe, self.portfolio_id)
+            request = probe_request(self.probe, await self._portfolio())
         except CoinStatsError as error:
             failed = ProbeResult("failed", str(error))
-            yield _event(make_event("failed", self.portfolio_id, failed, credits_spent=self.credits_spent))
+            yield _event(make_event("failed", self.label, failed, credits_spent=self.credits_spent))
             return
         await self._sleep_before_poll(0, rng)
         polls = 0
@@ -173,9 +196,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                 if remaining is not None and remaining <= 0:
                     waited = round(time.monotonic() - started, 1)
                     yield _event(
-                        make_event(
-                            "timeout", self.portfolio_id, polls=polls, waited=waited, credits_spent=hook.credits_spent
-                        )
+                        make_event("timeout", self.label, polls=polls, waited=waited, credits_spent=hook.credits_spent)
                     )
                     return
                 polls += 1
@@ -185,9 +206,7 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
                     result = await self._poll(hook, request, polls)
                 if result.outcome != "syncing":
                     yield _event(
-                        make_event(
-                            result.outcome, self.portfolio_id, result, polls=polls, credits_spent=hook.credits_spent
-                        )
+                        make_event(result.outcome, self.label, result, polls=polls, credits_spent=hook.credits_spent)
                     )
                     return
                 await self._sleep_before_poll(polls, rng)
@@ -195,5 +214,5 @@ class CoinStatsPortfolioSyncTrigger(BaseTrigger):
     async def _poll(self, hook: CoinStatsAsyncHook, request: ApiRequest, number: int) -> ProbeResult:
         # Retries inside a poll must not run past the deadline either.
         result = await arun_probe(hook, request, deadline=self.end_time)
-        self.log.info("CoinStats portfolio %s poll %d: %s", self.portfolio_id, number, result.describe())
+        self.log.info("CoinStats portfolio %s poll %d: %s", self.label, number, result.describe())
         return result

@@ -32,7 +32,8 @@ from airflow_provider_coinstats.hooks.shared import (
     ashared_portfolio_from_connection,
     shared_portfolio_from_connection,
 )
-from airflow_provider_coinstats.sandbox import data
+from airflow_provider_coinstats.sandbox import Fault, data
+from tests.helpers import connect_wallet
 from tests.shared_portfolios import secrets_of, share_connection
 
 #: Hook read -> (catalog endpoint, call).
@@ -68,6 +69,21 @@ def test_every_hook_read_takes_a_shared_portfolio(
         profile = coinstats_conn.state.profile(sandbox_share.portfolio_id)
         assert result == data.transactions_page(profile, "USD", 1, 100, None, None, None)
         assert len(result) == 7
+
+
+def test_the_share_hint_is_only_for_shared_reads(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 403 to a portfolio-id read (injected by the sandbox) keeps CoinStats' own words."""
+    pid = connect_wallet(coinstats_conn)
+    coinstats_conn.state.add_fault(Fault(kind="status", status=403, times=1, endpoint="portfolio_coins"))
+    with CoinStatsHook() as hook, pytest.raises(CoinStatsForbiddenError) as info:
+        hook.get_portfolio_coins(pid)
+    assert "share" not in str(info.value)
+    # The same refusal of a shared read names what to check.
+    _, conn_id = share_connection(coinstats_conn, monkeypatch)
+    coinstats_conn.state.add_fault(Fault(kind="status", status=403, times=1, endpoint="portfolio_coins"))
+    with CoinStatsHook() as hook, pytest.raises(CoinStatsForbiddenError) as info:
+        hook.get_portfolio_coins(shared_portfolio_from_connection(conn_id))
+    assert "check the share token (login) and passcode (password)" in str(info.value)
 
 
 def test_async_hook_reads_a_shared_portfolio(coinstats_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,6 +219,7 @@ def test_wrong_passcode_is_a_permanent_403_without_the_secrets(
         hook.get_portfolio_coins(share)
     assert isinstance(info.value, PERMANENT_ERRORS)
     assert "Invalid passcode" in str(info.value)
+    assert "check the share token (login) and passcode (password)" in str(info.value)
     assert [r.status for r in coinstats_conn.state.requests()] == [403]  # no retries
     for secret in [*secrets_of(sandbox_share), share.passcode or ""]:
         assert secret and secret not in str(info.value)
