@@ -25,7 +25,7 @@ FORMATS = ["jsonl", "csv", "parquet"]
 
 def read_part(path: Path, file_format: str) -> list[dict[str, Any]]:
     if file_format == "parquet":
-        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
+        return pq.ParquetFile(path).read().to_pylist()  # one file: no Hive partition discovery from its folder
     return read_file(path, file_format)
 
 
