@@ -44,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
             # proves the defaults with these removed.
             "AIRFLOW__COINSTATS__MIN_POLL_INTERVAL": "0.05",
             "AIRFLOW__COINSTATS__MIN_FIRST_POLL_DELAY": "0",
+            # OpenLineage is off unless a test turns it on (tests/transfers/test_lineage.py): without
+            # this, a developer's OPENLINEAGE_URL or openlineage.yml would make every dag.test() emit.
+            "AIRFLOW__OPENLINEAGE__DISABLED": "true",
             # Where the example warehouse DAG writes its files (read when the DAG file is parsed).
             "COINSTATS_EXAMPLE_EXPORT_PATH": str(home / "export"),
         }

@@ -33,7 +33,9 @@ from airflow_provider_coinstats.export.pages import DEFAULT_PAGES_IN_FLIGHT, val
 from airflow_provider_coinstats.task_failure import fail_fast_on_permanent_errors
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Asset, Context
+    from openlineage.client.event_v2 import OutputDataset
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
@@ -110,6 +112,8 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
         self.max_pages_in_flight = validate_pages_in_flight(max_pages_in_flight)
         self._emit_assets = user_outlets is None
         self._reads: ReadStop | None = None
+        # What get_openlineage_facets_on_complete reports: the API read and the summary returned.
+        self._exported: tuple[str, dict[str, Any]] | None = None
 
     def _init_outlets(self) -> None:
         # Called at the end of a subclass's __init__, once its destination attributes exist.
@@ -186,12 +190,34 @@ class _ExportOperator(CreditBudgetMixin, BaseOperator):
                 raise CoinStatsExportCancelledError(f"{error}; the {dataset} load was rolled back") from None
             finally:
                 self.close_budgeted_hook(hook)
-        return {
+        exported = {
             "portfolio_id": plan.portfolio_id,
             "extracted_at": extracted_at.isoformat(),
             "credits_spent": hook.credits_spent,
             "datasets": summary,
         }
+        self._exported = (hook.settings.base_url, exported)
+        return exported
+
+    def lineage_outputs(self, summary: dict[str, Any]) -> list[OutputDataset]:
+        """The OpenLineage output datasets of a finished export (see :mod:`.lineage`)."""
+        raise NotImplementedError
+
+    def destination_lineage(self, task_instance: object) -> OperatorLineage[Any, Any] | None:
+        """Lineage the destination adds itself (e.g. a database's query ids); none by default."""
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> OperatorLineage[Any, Any] | None:
+        """Lineage for Airflow's OpenLineage listener, from what ``execute`` recorded (no request).
+
+        ``None`` when the export did not finish (a failed task reports no datasets).
+        """
+        if self._exported is None:
+            return None
+        from airflow_provider_coinstats.transfers.lineage import export_lineage
+
+        api_url, summary = self._exported
+        return export_lineage(api_url, summary, self.lineage_outputs(summary), self.destination_lineage(task_instance))
 
     def on_kill(self) -> None:
         """Stop the running export: reads stop and the load raises within 0.1 s, then rolls back.

@@ -18,7 +18,9 @@ from airflow_provider_coinstats.transfers._export import _ExportOperator, is_tem
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Asset, Context
+    from openlineage.client.event_v2 import OutputDataset
 
     from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
 
@@ -107,6 +109,7 @@ class CoinStatsToSqlOperator(_ExportOperator):
         self.history_grace = history_grace
         self._snapshot_date: datetime | None = None
         self._tables: dict[str, SqlTable] = {}
+        self._db: tuple[DbApiHook, Any] | None = None  # the hook and connection execute used, for lineage
         self._init_outlets()
 
     def dataset_asset(self, dataset: str) -> Asset | None:
@@ -128,6 +131,7 @@ class CoinStatsToSqlOperator(_ExportOperator):
                 f"connection {self.sql_conn_id!r} (type {connection.conn_type!r}) has no common-sql DbApiHook; "
                 "use a SQL database connection such as postgres or sqlite",
             )
+        self._db = (hook, connection)
         return hook
 
     def prepare_destination(self, plan: ExportPlan, context: Context) -> None:
@@ -151,15 +155,13 @@ class CoinStatsToSqlOperator(_ExportOperator):
         self, hook: CoinStatsHook, plan: ExportPlan, dataset: str, extracted_at: datetime, context: Context
     ) -> dict[str, Any]:
         table = self._tables[dataset]
-        since = None
+        since = watermark = None
         if dataset == "transactions" and self.incremental:
             watermark = table.watermark(plan.portfolio_id)
             if watermark is not None:
                 since = watermark - self.incremental_lookback
                 self.log.info("transactions: incremental from %s (watermark %s)", since.isoformat(), watermark)
-        rows = extract_rows(
-            hook, dataset, plan.portfolio, extracted_at=extracted_at, options=plan.options, since=since
-        )
+        rows = extract_rows(hook, dataset, plan.portfolio, extracted_at=extracted_at, options=plan.options, since=since)
         scope: dict[str, Any] = {"currency": plan.options.currency.strip().upper()}
         dated = "snapshot_date" in table.schema.column_names()
         if dated:
@@ -172,8 +174,24 @@ class CoinStatsToSqlOperator(_ExportOperator):
             "rows_in_table": table.count(plan.portfolio_id),
             "location": f"{self.sql_conn_id}:{table.table}",
             "incremental_since": since.isoformat() if since is not None else None,
+            "incremental_watermark": watermark.isoformat() if watermark is not None else None,
             "snapshot_date": self._snapshot_date.isoformat() if dated and self._snapshot_date else None,
         }
+
+    def lineage_outputs(self, summary: dict[str, Any]) -> list[OutputDataset]:
+        from airflow_provider_coinstats.transfers.lineage import output_dataset, sql_table_name
+
+        assert self._db is not None, "execute ran"
+        hook, connection = self._db
+        outputs = []
+        for dataset, result in summary["datasets"].items():
+            table = self._tables[dataset]
+            namespace, name = sql_table_name(hook, connection, table.table)
+            outputs.append(output_dataset(namespace, name, table.schema, result["rows"]))
+        return outputs
+
+    def destination_lineage(self, task_instance: object) -> OperatorLineage[Any, Any] | None:
+        return None if self._db is None else self._db[0].get_openlineage_database_specific_lineage(task_instance)
 
 
 def _filed_under(rows: Iterator[dict[str, Any]], date: datetime) -> Iterator[dict[str, Any]]:

@@ -19,7 +19,6 @@ from airflow_provider_coinstats._compat import AirflowFailException
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import snapshot_schema
 from airflow_provider_coinstats.export.sql import SqlTable
-from tests.export.conftest import portfolio, warehouse  # noqa: F401 - fixtures shared with the SQL export tests
 from tests.export.helpers import context, data_requests, db_hook, expected_rows, sql_export
 
 DATASETS = ["coins", "value"]
@@ -62,7 +61,9 @@ def of(rows: list[dict[str, Any]], portfolio_id: str, day: datetime) -> list[dic
 
 
 def test_two_dates_give_two_snapshots_and_a_rerun_replaces_only_its_date(
-    coinstats_conn: Any, portfolio: str, warehouse: str  # noqa: F811 - the imported fixtures
+    coinstats_conn: Any,
+    portfolio: str,
+    warehouse: str,
 ) -> None:
     day1 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     day2 = day1 + timedelta(hours=2)
@@ -101,13 +102,13 @@ def test_two_dates_give_two_snapshots_and_a_rerun_replaces_only_its_date(
         assert len(rows) == 3 * len(expected[dataset])
 
 
-def test_history_tables_key_the_snapshot_date(warehouse: str) -> None:  # noqa: F811
+def test_history_tables_key_the_snapshot_date(warehouse: str) -> None:
     table = SqlTable(db_hook(warehouse), "coinstats_value", "value", history=True)
     assert table.schema.key == ("portfolio_id", "snapshot_date", "currency")
     assert "snapshot_date" in table.create_table_sql()
     # A current-state table is no history table: refused before any request, naming the column.
     SqlTable(db_hook(warehouse), "coinstats_coins", "coins").prepare(create=True)
-    with pytest.raises(CoinStatsValidationError, match="missing column.*snapshot_date"):
+    with pytest.raises(CoinStatsValidationError, match=r"missing column.*snapshot_date"):
         SqlTable(db_hook(warehouse), "coinstats_coins", "coins", history=True).prepare(create=False)
 
 
@@ -116,8 +117,8 @@ def test_history_tables_key_the_snapshot_date(warehouse: str) -> None:  # noqa: 
 )
 def test_a_run_dated_outside_the_grace_is_refused_before_any_request(
     coinstats_conn: Any,
-    portfolio: str,  # noqa: F811
-    warehouse: str,  # noqa: F811
+    portfolio: str,
+    warehouse: str,
     shift: timedelta,
     what: str,
 ) -> None:
@@ -128,7 +129,7 @@ def test_a_run_dated_outside_the_grace_is_refused_before_any_request(
     assert data_requests(coinstats_conn) == []
 
 
-def test_history_grace_widens_the_window(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:  # noqa: F811
+def test_history_grace_widens_the_window(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
     late = datetime.now(UTC) - timedelta(days=3)
     summary = sql_export(warehouse, portfolio, ["value"], history=True, history_grace=timedelta(days=4)).execute(
         run_context(late)
@@ -159,7 +160,7 @@ def sqlite_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_dag_runs_file_their_snapshot_under_the_logical_date(
     coinstats_conn: Any,
-    portfolio: str,  # noqa: F811
+    portfolio: str,
     run_dag: Any,
     sqlite_warehouse: Path,
 ) -> None:
@@ -174,7 +175,7 @@ def test_dag_runs_file_their_snapshot_under_the_logical_date(
 
 def test_a_backfill_run_fails_without_retry_before_any_request(
     coinstats_conn: Any,
-    portfolio: str,  # noqa: F811
+    portfolio: str,
     run_dag: Any,
     sqlite_warehouse: Path,
 ) -> None:
