@@ -33,13 +33,13 @@ def dag(dag_id: str, retries: int = 0) -> DAG:
     )
 
 
-def wait(deferrable: bool) -> CoinStatsPortfolioSyncSensor:
+def wait(deferrable: bool, mode: str = "poke") -> CoinStatsPortfolioSyncSensor:
     return CoinStatsPortfolioSyncSensor(
         task_id="wait_for_sync",
         share_conn_id=SHARE,
         poke_interval=POLL,
         timeout=60,
-        mode="poke",
+        mode=mode,
         deferrable=deferrable,
     )
 
@@ -58,6 +58,10 @@ with dag("cs_shared_poke_and_export") as cs_shared_poke_and_export:
 # Wait in the triggerer (the trigger row holds only the connection id), then export.
 with dag("cs_shared_deferred_and_export") as cs_shared_deferred_and_export:
     wait(deferrable=True) >> exports()
+
+# Wait with the worker slot freed between pokes.
+with dag("cs_shared_reschedule") as cs_shared_reschedule:
+    wait(deferrable=False, mode="reschedule")
 
 # A wrong passcode: each task fails once, without using its retries.
 with dag("cs_shared_wrong_passcode", retries=2) as cs_shared_wrong_passcode:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_coinstats.hooks.shared import shared_portfolio_from_connection
+from tests.example_dags.test_dags import reschedule_broken_on_3_0
 from tests.helpers import export_path
 from tests.operators.test_exchange_credentials_dags import AIRFLOW_3_0, _database_haystacks, _log_files
 from tests.shared_portfolios import secrets_of, share_connection
@@ -82,6 +83,20 @@ def test_poke_sensor_and_both_exports_read_the_shared_portfolio(
     polls = [r.status for r in coinstats_conn.state.requests("portfolio_transactions")]
     assert polls[:3] == [409, 409, 200]  # the pokes, then the exports' reads
     _check_exports(coinstats_conn, result, shared_warehouse, public_id, 23)
+
+
+@reschedule_broken_on_3_0
+def test_reschedule_sensor_waits_for_the_shared_portfolio(
+    coinstats_conn: Any, run_dag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share, _ = share_connection(coinstats_conn, monkeypatch, conn_id="cs_share", portfolio_name="family")
+    coinstats_conn.state.set_sync(share.portfolio_id, polls=2)
+    coinstats_conn.state.clear_requests()
+    result = run_dag("cs_shared_reschedule")
+    assert result.state == "success", result.tasks
+    assert result.xcom("wait_for_sync") == "family"
+    records = coinstats_conn.state.requests("portfolio_transactions")
+    assert [(r.status, r.portfolio_id) for r in records] == [(409, "shared:alice")] * 2 + [(200, "shared:alice")]
 
 
 def test_deferred_sensor_reads_the_connection_in_the_triggerer_and_no_secret_is_stored(
