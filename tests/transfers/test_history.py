@@ -185,3 +185,15 @@ def test_a_backfill_run_fails_without_retry_before_any_request(
     assert result.tasks[("snapshot", -1)] == ("failed", 1)  # the retry was not spent
     assert data_requests(coinstats_conn) == []
     assert not sqlite_warehouse.exists() or sqlite_warehouse.stat().st_size == 0  # nothing created either
+
+
+def test_a_run_without_logical_date_files_under_its_run_after() -> None:
+    """Airflow 3 runs may have no logical date (asset-triggered, API-triggered): run_after labels them."""
+    from airflow_provider_coinstats.transfers.coinstats_to_sql import snapshot_date
+
+    now = datetime.now(UTC)
+    run_after = now - timedelta(minutes=5)
+    run = {"logical_date": None, "dag_run": SimpleNamespace(run_id="asset_triggered__x", run_after=run_after)}
+    assert snapshot_date(run, now, timedelta(days=1)) == run_after
+    with pytest.raises(CoinStatsValidationError, match="history_grace"):
+        snapshot_date(run, now + timedelta(days=2), timedelta(days=1))
