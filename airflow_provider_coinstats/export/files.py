@@ -14,8 +14,9 @@ numbered from 1 with five digits (more past 99999), so they sort in row order::
 
     <base>/<dataset>/portfolio_id=<id>/<partition>-00001.parquet, <partition>-00002.parquet, ...
 
-A dataset without rows still gets part 1 (an empty JSONL file, a CSV header, a Parquet file
-with the schema), so every run leaves a file behind. A rerun replaces the run's files whatever
+Every part is a complete file on its own (each CSV part has the header row, each Parquet part
+its schema and footer). A dataset without rows still gets part 1 (an empty JSONL file, a CSV
+header, a Parquet file with the schema), so every run leaves a file behind. A rerun replaces the run's files whatever
 the split: the new files are published, then files of the same partition and format that the
 rerun did not write (higher part numbers, or the unsplit name) are deleted.
 
