@@ -4,6 +4,8 @@
 #   .ci/mariadb.sh [start [DIR]]   start a server in DIR (default: a new temp dir) and print its URI
 #   .ci/mariadb.sh stop DIR        stop that server and delete DIR
 #   .ci/mariadb.sh uri DIR         print the URI of the server in DIR
+#   .ci/mariadb.sh client-dev      apt-install what building mysqlclient needs (libmariadb-dev,
+#                                  pkg-config, a C compiler) when it is missing; run before `make venv`
 #
 # stdout carries only the URI (so `uri=$(.ci/mariadb.sh)` works); progress goes to stderr.
 # Installs Debian's mariadb-server with apt only when no server binary is found (CI's fresh Debian 12).
@@ -180,6 +182,33 @@ cmd_stop() {
     log "stopped and removed $dir"
 }
 
+# mysqlclient (MySqlHook's default driver) has no Linux wheels: pip compiles it against
+# libmariadb, found through pkg-config. Nothing is installed when both are already there.
+cmd_client_dev() {
+    local -a packages=()
+    command -v pkg-config >/dev/null || packages+=(pkg-config)
+    if ! command -v pkg-config >/dev/null || ! pkg-config --exists libmariadb; then
+        packages+=(libmariadb-dev)
+    fi
+    command -v cc >/dev/null || packages+=(gcc libc6-dev)
+    if [[ ${#packages[@]} -eq 0 ]]; then
+        log "libmariadb-dev, pkg-config and a C compiler are present"
+        return 0
+    fi
+    [[ $EUID -eq 0 ]] || die "building mysqlclient needs ${packages[*]}; installing them needs root (apt-get install)"
+    command -v apt-get >/dev/null || die "building mysqlclient needs ${packages[*]} and there is no apt-get"
+    local t0=$SECONDS
+    log "installing ${packages[*]} with apt-get"
+    local -a apt_install=(apt-get install -y -q --no-install-recommends "${packages[@]}")
+    if ! DEBIAN_FRONTEND=noninteractive "${apt_install[@]}" >&2; then
+        log "apt-get install failed; running apt-get update and retrying"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive "${apt_install[@]}" >&2
+    fi
+    pkg-config --exists libmariadb || die "pkg-config still finds no libmariadb after installing"
+    log "apt install took $((SECONDS - t0)) s"
+}
+
 cmd_uri() {
     local dir=${1:?usage: mariadb.sh uri DIR}
     [[ -f $dir/port ]] || die "no server in $dir"
@@ -190,5 +219,6 @@ case ${1:-start} in
 start) cmd_start "${2:-}" ;;
 stop) cmd_stop "${2:-}" ;;
 uri) cmd_uri "${2:-}" ;;
-*) die "usage: $0 [start [DIR]] | stop DIR | uri DIR" ;;
+client-dev) cmd_client_dev ;;
+*) die "usage: $0 [start [DIR]] | stop DIR | uri DIR | client-dev" ;;
 esac

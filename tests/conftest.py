@@ -20,7 +20,12 @@ import pytest
 
 from tests.helpers import FAST_RETRY, ROOT, DagResult, load_dag
 
-pytest_plugins = ["airflow_provider_coinstats.sandbox.pytest_plugin", "tests.postgres_fixtures", "tests.s3_fixtures"]
+pytest_plugins = [
+    "airflow_provider_coinstats.sandbox.pytest_plugin",
+    "tests.postgres_fixtures",
+    "tests.mariadb_fixtures",
+    "tests.s3_fixtures",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

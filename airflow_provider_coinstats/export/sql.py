@@ -10,15 +10,35 @@ dataset                                    what a load does
 ``coins``, ``defi``                        replace the portfolio's rows (the table is the current
                                            state: a coin sold since the last run disappears)
 ``value``                                  replace the portfolio's rows in that currency
-``chart``, ``pl_history``,                 upsert on the dataset key (delete the keys being loaded,
-``snapshot_items``, ``transactions``       then insert): history accumulates, reruns replace
+``chart``, ``pl_history``,                 upsert on the dataset key: history accumulates, reruns
+``snapshot_items``, ``transactions``       replace
 =========================================  ==========================================================
 
-Upserts are written as DELETE-by-key plus INSERT inside the transaction, which every SQL
-database runs, rather than a dialect's MERGE/ON CONFLICT. Replace loads also delete the keys of
-each batch after the first, so a key that comes again in a later page or batch replaces the
-earlier row (the last one wins) instead of breaking the primary key. ``transactions`` also
-offer a watermark (the newest ``date`` loaded for the portfolio) for incremental reads.
+Dialects (:mod:`.dialects` has the type maps and the measurements behind the upsert choice):
+
+=============  ==============================================  ====================================
+dialect        upsert (and a replace load's later batches)     proven by
+=============  ==============================================  ====================================
+postgresql     INSERT ... ON CONFLICT (key) DO UPDATE          real PostgreSQL in the tests
+mysql          REPLACE INTO (common-sql's MySQL statement)      real MariaDB in the tests (MySqlHook)
+sqlite         REPLACE INTO (common-sql's statement)           real SQLite in the tests
+mssql          DELETE by key + INSERT                          generated SQL tested, no live server
+snowflake      DELETE by key + INSERT                          generated SQL tested, no live server
+other          DELETE by key + INSERT, only with               refused before any request otherwise
+               ``column_types`` for every column
+=============  ==============================================  ====================================
+
+The native upserts are common-sql's ``generate_replace_sql`` (on PostgreSQL the same ON CONFLICT
+from a COPY stage, see :mod:`.sql_bulk`) and are used only on a table whose primary key is the dataset key
+(created here, or checked by :meth:`SqlTable.prepare`); any other table, and every other
+dialect, gets DELETE-by-key plus INSERT inside the transaction. Either way a key that comes
+again in a later page or batch replaces the earlier row: the last one wins. ``transactions``
+also offer a watermark (the newest ``date`` loaded for the portfolio) for incremental reads.
+
+Every table and column name goes through the dialect's quoting (:func:`.dialects.quote_identifier`:
+``hook.dialect.escape_word`` plus SQLAlchemy's reserved words for the dialect), so a table
+``order`` or ``analytics.order`` and the ``rank`` column work on every database;
+:func:`validate_table_name` still accepts only 1-3 dot-separated plain identifiers.
 
 Database errors are classified. Only a table the database positively reports as missing
 (SQLSTATE ``42P01``/``42S02``/``3F000``, MySQL error 1146, SQLite "no such table"), or one
@@ -29,9 +49,10 @@ refused or lost connection, missing privileges) becomes a retryable
 database's own message and is chained from the driver's exception.
 
 Created tables get a primary key on the dataset key. Column types come from
-:data:`COLUMN_TYPES` by ``hook.dialect_name`` (PostgreSQL gets exact ``NUMERIC`` and
-``TIMESTAMP WITH TIME ZONE``; SQLite stores timestamps as fixed-width ISO-8601 text, which sorts
-correctly; other databases get portable types); ``column_types`` overrides any of them.
+:data:`.dialects.DIALECTS` by ``hook.dialect_name``: decimals get each column's precision and
+scale from the schema, MySQL key strings fit InnoDB's 3072-byte index, MySQL timestamps are
+``DATETIME(6)`` holding UTC, SQLite stores timestamps as fixed-width ISO-8601 text, which sorts
+correctly. ``column_types`` overrides any of them, each value checked as one SQL type.
 
 Example::
 
@@ -43,7 +64,7 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -56,6 +77,15 @@ from airflow_provider_coinstats.exceptions import (
     CoinStatsValidationError,
 )
 from airflow_provider_coinstats.export.columns import DatasetSchema, get_schema, snapshot_schema
+from airflow_provider_coinstats.export.dialects import (
+    DIALECTS,
+    check_sql_type,
+    native_upsert_sql,
+    quote_all,
+    quote_identifier,
+    sql_types,
+)
+from airflow_provider_coinstats.export.sql_bulk import ExecuteMany, RowWriter, bulk_upserter, bulk_writer
 from airflow_provider_coinstats.export.values import plain_digits, remember_last
 
 if TYPE_CHECKING:
@@ -68,32 +98,6 @@ REPLACE_SCOPE: Final[Mapping[str, tuple[str, ...]]] = {
     "value": ("portfolio_id", "currency"),
 }
 
-#: dialect -> column type -> SQL type used by CREATE TABLE.
-COLUMN_TYPES: Final[Mapping[str, Mapping[str, str]]] = {
-    "postgresql": {
-        "string": "TEXT",
-        "decimal": "NUMERIC",
-        "integer": "BIGINT",
-        "boolean": "BOOLEAN",
-        "timestamp": "TIMESTAMP WITH TIME ZONE",
-    },
-    "sqlite": {
-        "string": "TEXT",
-        "decimal": "NUMERIC",
-        "integer": "INTEGER",
-        "boolean": "BOOLEAN",
-        "timestamp": "TEXT",
-    },
-    # Portable types; NUMERIC(38, 18) rounds beyond 18 decimal places (override with column_types).
-    "default": {
-        "string": "VARCHAR(1024)",
-        "decimal": "NUMERIC(38, 18)",
-        "integer": "BIGINT",
-        "boolean": "BOOLEAN",
-        "timestamp": "TIMESTAMP",
-    },
-}
-
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
 
 #: Bind parameters per statement stay under SQLite's historical limit of 999.
@@ -101,7 +105,7 @@ _MAX_PARAMS: Final = 900
 
 
 def validate_table_name(field: str, name: object) -> str:
-    """``name`` if it is a plain or schema-qualified identifier; tables are never quoted or templated into SQL."""
+    """``name`` if it is 1-3 dot-separated plain identifiers; the dialect quotes each part where it must."""
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise CoinStatsValidationError(
             field, f"must be a table name like coinstats_coins or analytics.coinstats_coins, got {name!r}"
@@ -134,6 +138,31 @@ def _sqlite_row(row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]
         for v in map(row.__getitem__, names[2:])
     ]
     return (row[names[0]], _sqlite_extracted_at(row[names[1]]), *cells)
+
+
+def _mysql_value(value: Any) -> Any:
+    # DATETIME(6) has no time zone and the drivers would send an aware value's offset as text:
+    # every timestamp is stored as naive UTC (and read back as UTC by _parse_timestamp).
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+_mysql_extracted_at: Final = remember_last(_mysql_value)
+
+
+def _mysql_row(row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    cells = [v if type(v) is not datetime else _mysql_value(v) for v in map(row.__getitem__, names[2:])]
+    return (row[names[0]], _mysql_extracted_at(row[names[1]]), *cells)
+
+
+#: dialect -> (value adapter, row adapter) for drivers that cannot bind the flatteners' values as they are.
+_ValueAdapter = Callable[[Any], Any]
+_RowAdapter = Callable[[Mapping[str, Any], Sequence[str]], tuple[Any, ...]]
+_ADAPTERS: Final[Mapping[str, tuple[_ValueAdapter, _RowAdapter]]] = {
+    "sqlite": (_sqlite_value, _sqlite_row),
+    "mysql": (_mysql_value, _mysql_row),
+}
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
@@ -196,6 +225,10 @@ class SqlTable:
         table.load(rows, portfolio_id="p1")  # one transaction: replace p1's holdings
     """
 
+    #: Batches go through the dialect's bulk path (export/sql_bulk.py: PostgreSQL COPY, MySQL
+    #: multi-row INSERT); False writes them with executemany (the load benchmark's baseline).
+    bulk_writes: bool = True
+
     def __init__(
         self,
         hook: DbApiHook,
@@ -214,15 +247,24 @@ class SqlTable:
         self.schema: DatasetSchema = snapshot_schema(dataset) if history else get_schema(dataset)
         self.batch_size = batch_size
         self.dialect = str(getattr(hook, "dialect_name", "default") or "default").lower()
-        types = dict(COLUMN_TYPES.get(self.dialect, COLUMN_TYPES["default"]))
-        self._column_types = {c.name: types[c.type] for c in self.schema.columns}
-        for name, sql_type in (column_types or {}).items():
-            if name not in self._column_types:
+        overrides = dict(column_types or {})
+        for name, sql_type in overrides.items():
+            if name not in self.schema.column_names():
                 raise CoinStatsValidationError(
                     "column_types", f"{name!r} is not a column of {self.schema.name}; columns: {self._columns_text()}"
                 )
-            self._column_types[name] = sql_type
-        self._adapt = _sqlite_value if self.dialect == "sqlite" else None
+            check_sql_type(f"column_types[{name!r}]", sql_type)
+        # Refuses a dialect without a type map (unless overrides cover every column) before any request.
+        self._column_types = sql_types(self.dialect, self.schema, overrides)
+        #: The table and column names as the dialect quotes them (reserved words, e.g. `order`, `rank`).
+        self.quoted_table = quote_identifier(hook, self.table)
+        self.quoted = quote_all(hook, self.schema.column_names())
+        spec = DIALECTS.get(self.dialect)
+        #: "native": the dialect's own upsert (ON CONFLICT / REPLACE); else DELETE by key + INSERT.
+        self.upsert = spec.upsert if spec is not None else "delete_insert"
+        adapters = _ADAPTERS.get(self.dialect)
+        self._adapt: _ValueAdapter | None = adapters[0] if adapters else None
+        self._adapt_row: _RowAdapter | None = adapters[1] if adapters else None
 
     def _columns_text(self) -> str:
         return ", ".join(self.schema.column_names())
@@ -231,11 +273,12 @@ class SqlTable:
 
     def create_table_sql(self) -> str:
         """The CREATE TABLE statement: schema columns in order, NOT NULL where declared, primary key on the key."""
+        q = self.quoted
         columns = [
-            f"{c.name} {self._column_types[c.name]}{'' if c.nullable else ' NOT NULL'}" for c in self.schema.columns
+            f"{q[c.name]} {self._column_types[c.name]}{'' if c.nullable else ' NOT NULL'}" for c in self.schema.columns
         ]
-        columns.append(f"PRIMARY KEY ({', '.join(self.schema.key)})")
-        return f"CREATE TABLE IF NOT EXISTS {self.table} (\n    " + ",\n    ".join(columns) + "\n)"
+        columns.append(f"PRIMARY KEY ({', '.join(q[name] for name in self.schema.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.quoted_table} (\n    " + ",\n    ".join(columns) + "\n)"
 
     def _failed(self, action: str, error: BaseException) -> CoinStatsDestinationError:
         return CoinStatsDestinationError("table", f"cannot {action} {self.table}: {_database_message(error)}")
@@ -263,7 +306,7 @@ class SqlTable:
             with self._database("read"):
                 cursor = conn.cursor()
             try:
-                cursor.execute(f"SELECT * FROM {self.table} WHERE 1 = 0")
+                cursor.execute(f"SELECT * FROM {self.quoted_table} WHERE 1 = 0")
                 return [str(d[0]).lower() for d in cursor.description or ()]
             except Exception as error:
                 # A failed statement poisons the transaction on some databases (PostgreSQL); a
@@ -307,7 +350,27 @@ class SqlTable:
                 f"{self.table} does not match the {self.schema.name} schema: missing column(s) "
                 f"{', '.join(missing)}; expected columns: {self._columns_text()}",
             )
+        if self.upsert == "native" and not created and not self._keyed_as_the_schema():
+            # ON CONFLICT needs a matching unique key, and REPLACE without one would keep duplicates.
+            self.upsert = "delete_insert"
         return created
+
+    def _keyed_as_the_schema(self) -> bool:
+        """Whether an existing table's primary key is the dataset key (the native upsert relies on it)."""
+        parts = self.table.split(".")
+        if len(parts) > 2:
+            return False
+        table, schema = parts[-1], parts[0] if len(parts) == 2 else None
+        try:
+            with self._database("read the primary key of"):
+                if schema is None and self.dialect == "postgresql":
+                    # PostgresDialect reads information_schema by schema name; None would match nothing.
+                    found = self.hook.get_first("SELECT current_schema()")
+                    schema = str(found[0]) if found else None
+                keys = self.hook.dialect.get_primary_keys(table, schema)
+        except CoinStatsDestinationError:
+            return False  # cannot tell: DELETE + INSERT works with any key
+        return {str(name).lower() for name in keys or ()} == set(self.schema.key)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -317,7 +380,9 @@ class SqlTable:
             raise CoinStatsValidationError("incremental", "watermarks exist for transactions only")
         with self._database("read"):
             value = self.hook.get_first(
-                f"SELECT MAX(date) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+                f"SELECT MAX({self.quoted['date']}) FROM {self.quoted_table} "
+                f"WHERE {self.quoted['portfolio_id']} = {self.hook.placeholder}",
+                (portfolio_id,),
             )
         return _parse_timestamp(value[0] if value else None)
 
@@ -325,7 +390,9 @@ class SqlTable:
         """Rows of ``portfolio_id`` in the table."""
         with self._database("read"):
             value = self.hook.get_first(
-                f"SELECT COUNT(*) FROM {self.table} WHERE portfolio_id = {self.hook.placeholder}", (portfolio_id,)
+                f"SELECT COUNT(*) FROM {self.quoted_table} "
+                f"WHERE {self.quoted['portfolio_id']} = {self.hook.placeholder}",
+                (portfolio_id,),
             )
         return int(value[0]) if value else 0
 
@@ -339,7 +406,7 @@ class SqlTable:
         """
         names = self.schema.column_names()
         mark = self.hook.placeholder
-        insert = f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+        write, delete_keys = self._writer()
         replace_scope = REPLACE_SCOPE.get(self.schema.name)
         if replace_scope is not None and "snapshot_date" in names:
             replace_scope = (*replace_scope, "snapshot_date")  # history: replace that date's snapshot only
@@ -352,20 +419,20 @@ class SqlTable:
             cursor = conn.cursor()
         try:
             if replace_scope is not None:
-                where = " AND ".join(f"{c} = {mark}" for c in replace_scope)
+                where = " AND ".join(f"{self.quoted[c]} = {mark}" for c in replace_scope)
                 with self._database("write"):
                     params = [scope_values[c] for c in replace_scope]
                     if self._adapt is not None:
                         params = [self._adapt(value) for value in params]
-                    cursor.execute(f"DELETE FROM {self.table} WHERE {where}", params)
+                    cursor.execute(f"DELETE FROM {self.quoted_table} WHERE {where}", params)
             # Rows are read outside _database: a CoinStats error from the read keeps its own type.
             for batch in _batches(rows, self.batch_size):
                 unique = self._unique(batch, portfolio_id)
                 with self._database("write"):
                     # Replace loads start from an emptied scope, so only a later batch can repeat a key.
-                    if replace_scope is None or read > 0:
+                    if delete_keys and (replace_scope is None or read > 0):
                         self._delete_keys(cursor, unique)
-                    cursor.executemany(insert, [self._values(row, names) for row in unique])
+                    write(cursor, [self._values(row, names) for row in unique])
                 read += len(batch)
             with self._database("commit"):
                 conn.commit()
@@ -381,10 +448,25 @@ class SqlTable:
                 conn.close()
         return read
 
+    def _writer(self) -> tuple[RowWriter, bool]:
+        """The batch writer, and whether each batch first deletes the keys it writes.
+
+        A native upsert replaces a repeated key itself; DELETE + INSERT goes through the dialect's
+        bulk path (:mod:`.sql_bulk`). Identifiers go in as the dialect quotes them.
+        """
+        columns = [self.quoted[name] for name in self.schema.column_names()]
+        if self.upsert == "native":
+            key = [self.quoted[name] for name in self.schema.key]
+            bulk = bulk_upserter(self.dialect, self.quoted_table, columns, key, self.hook.placeholder)
+            if bulk is not None and self.bulk_writes:
+                return bulk, False
+            return ExecuteMany(native_upsert_sql(self.hook, self.quoted_table, columns, key)), False
+        return bulk_writer(self.dialect, self.quoted_table, columns, self.hook.placeholder, bulk=self.bulk_writes), True
+
     def _values(self, row: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
-        if self._adapt is None:
+        if self._adapt_row is None:
             return tuple(map(row.__getitem__, names))
-        return _sqlite_row(row, names)
+        return self._adapt_row(row, names)
 
     def _unique(self, batch: list[dict[str, Any]], portfolio_id: str) -> list[dict[str, Any]]:
         # Pages can overlap when new transactions arrive mid-export; the last copy of a key wins.
@@ -402,13 +484,14 @@ class SqlTable:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             if len(key) == 1:
-                match = f"{key[0]} IN ({', '.join([mark] * len(part))})"
+                match = f"{self.quoted[key[0]]} IN ({', '.join([mark] * len(part))})"
             else:
-                one = "(" + " AND ".join(f"{name} = {mark}" for name in key) + ")"
+                one = "(" + " AND ".join(f"{self.quoted[name]} = {mark}" for name in key) + ")"
                 match = "(" + " OR ".join([one] * len(part)) + ")"
             params: list[Any] = [rows[0]["portfolio_id"]]
             for row in part:
                 params.extend(row[name] for name in key)
             if self._adapt is not None:
                 params = [self._adapt(value) for value in params]
-            cursor.execute(f"DELETE FROM {self.table} WHERE portfolio_id = {mark} AND {match}", params)
+            where = f"{self.quoted['portfolio_id']} = {mark} AND {match}"
+            cursor.execute(f"DELETE FROM {self.quoted_table} WHERE {where}", params)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_coinstats._compat import BaseHook
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import SNAPSHOT_DATASETS
+from airflow_provider_coinstats.export.dialects import check_column_types
 from airflow_provider_coinstats.export.extract import ExportPlan, extract_rows
 from airflow_provider_coinstats.export.sql import SqlTable, validate_table_name
 from airflow_provider_coinstats.transfers._export import _ExportOperator, is_templated
@@ -103,7 +104,8 @@ class CoinStatsToSqlOperator(_ExportOperator):
         self.batch_size = batch_size
         self.incremental = incremental
         self.incremental_lookback = incremental_lookback
-        self.column_types = {d: dict(types) for d, types in (column_types or {}).items()}
+        # Pasted into CREATE TABLE: checked here, at DAG parse, against a strict type grammar.
+        self.column_types = check_column_types(column_types, self.datasets)
         self.hook_params = dict(hook_params or {})
         self.history = history
         self.history_grace = history_grace

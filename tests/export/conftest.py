@@ -40,11 +40,11 @@ def portfolio(coinstats_conn: Any) -> str:
     return connect_wallet(coinstats_conn, transactions=250)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An Airflow connection id to an empty database: a SQLite file or a real PostgreSQL database."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_conn_id"))
+    """An Airflow connection id to an empty database: a SQLite file, a real PostgreSQL or MariaDB database."""
+    if request.param in ("postgres", "mariadb"):
+        return str(request.getfixturevalue(f"{request.param}_conn_id"))
     monkeypatch.setenv(
         "AIRFLOW_CONN_COINSTATS_TEST_SQLITE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")})
     )
