@@ -150,3 +150,31 @@ def load_dag(dag_id: str) -> Any:
                 if isinstance(value, DAG):
                     _DAGS[value.dag_id] = value
     return _DAGS[dag_id]
+
+
+def dag_file_import_errors(path: Path, source: str) -> dict[str, str]:
+    """Write ``source`` to ``path`` and parse it with a real DagBag; its import errors (file -> message)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    path.write_text(source)
+    bag = DagBag(dag_folder=str(path))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES in conftest
+    return {str(k): str(v) for k, v in bag.import_errors.items()}
+
+
+def server_uri(uri_env: str, require_env: str, server: str, script: str) -> str:
+    """A test server's URI from ``uri_env``; skip without one, or fail when ``require_env`` is 1 (CI)."""
+    import pytest
+
+    uri = os.environ.get(uri_env, "").strip()
+    if uri:
+        return uri
+    reason = (
+        f"{uri_env} is not set: these tests need a {server} server. Start a throwaway one with "
+        f"`export {uri_env}=$({script})` (stop it with `{script} stop <dir it prints>`)."
+    )
+    if os.environ.get(require_env) == "1":
+        pytest.fail(f"{require_env}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -12,13 +12,14 @@ created empty and dropped after the test, like ``tests/postgres_fixtures.py`` do
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.helpers import server_uri
 
 URI_ENV = "COINSTATS_TEST_MARIADB_URI"
 REQUIRE_ENV = "COINSTATS_REQUIRE_MARIADB"
@@ -31,16 +32,7 @@ TEST_DB_PREFIX = "coinstats_t_"
 @pytest.fixture(scope="session")
 def mariadb_uri() -> str:
     """The server's URI from ``COINSTATS_TEST_MARIADB_URI`` (a user allowed to create databases)."""
-    uri = os.environ.get(URI_ENV, "").strip()
-    if uri:
-        return uri
-    reason = (
-        f"{URI_ENV} is not set: these tests need a MariaDB server. Start a throwaway one with "
-        f"`export {URI_ENV}=$(.ci/mariadb.sh)` (stop it with `.ci/mariadb.sh stop <dir it prints>`)."
-    )
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    return server_uri(URI_ENV, REQUIRE_ENV, "MariaDB", ".ci/mariadb.sh")
 
 
 def mariadb_admin(uri: str) -> Any:

@@ -16,13 +16,14 @@ server apart. It costs about 0.1 s per test (``CREATE DATABASE``), paid only by 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.helpers import server_uri
 
 URI_ENV = "COINSTATS_TEST_POSTGRES_URI"
 REQUIRE_ENV = "COINSTATS_REQUIRE_POSTGRES"
@@ -35,16 +36,7 @@ TEST_DB_PREFIX = "coinstats_t_"
 @pytest.fixture(scope="session")
 def postgres_uri() -> str:
     """The server's URI from ``COINSTATS_TEST_POSTGRES_URI`` (a user allowed to create databases)."""
-    uri = os.environ.get(URI_ENV, "").strip()
-    if uri:
-        return uri
-    reason = (
-        f"{URI_ENV} is not set: these tests need a PostgreSQL server. Start a throwaway one with "
-        f"`export {URI_ENV}=$(.ci/postgres.sh)` (stop it with `.ci/postgres.sh stop <dir it prints>`)."
-    )
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    return server_uri(URI_ENV, REQUIRE_ENV, "PostgreSQL", ".ci/postgres.sh")
 
 
 def _with_database(uri: str, database: str) -> str:

@@ -47,9 +47,9 @@ def test_without_a_server_the_tests_skip_unless_required(tmp_path: Path, require
     """CI sets COINSTATS_REQUIRE_MARIADB=1: a missing server then fails the run instead of skipping."""
     env = {k: v for k, v in os.environ.items() if k not in ("COINSTATS_TEST_MARIADB_URI", "PYTEST_ADDOPTS")}
     env["COINSTATS_REQUIRE_MARIADB"] = require
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "own_database", __file__]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "own_database"]
-        + [str(Path(__file__))],
+        command,
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -31,6 +31,7 @@ from airflow_provider_coinstats.export.dialects import (
 from airflow_provider_coinstats.export.sql import SqlTable
 from airflow_provider_coinstats.transfers.coinstats_to_sql import CoinStatsToSqlOperator
 from tests.export.helpers import context
+from tests.helpers import dag_file_import_errors
 
 STAND_IN_CONN = "coinstats_test_stand_in"
 
@@ -410,23 +411,16 @@ def test_a_dialect_without_a_type_map_works_when_column_types_cover_every_column
 
 
 def parse_dag_file(tmp_path: Path, column_type: str) -> dict[str, str]:
-    """Parse a DAG file with a real DagBag; its import errors (file -> message)."""
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.0
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-
-    path = tmp_path / "column_types_parse.py"
-    path.write_text(
+    """Parse a DAG file whose operator has ``column_type`` for a column; its import errors."""
+    return dag_file_import_errors(
+        tmp_path / "column_types_parse.py",
         "from datetime import datetime\n"
         "from airflow.sdk import DAG\n"
         "from airflow_provider_coinstats.transfers.coinstats_to_sql import CoinStatsToSqlOperator\n"
         "with DAG(dag_id='parse_only', schedule=None, start_date=datetime(2025, 1, 1)):\n"
         "    CoinStatsToSqlOperator(task_id='load', portfolio_id='p', datasets=['coins'], sql_conn_id='w',\n"
-        f"                           column_types={{'coins': {{'symbol': {column_type!r}}}}})\n"
+        f"                           column_types={{'coins': {{'symbol': {column_type!r}}}}})\n",
     )
-    bag = DagBag(dag_folder=str(path))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES in conftest
-    return {str(k): str(v) for k, v in bag.import_errors.items()}
 
 
 def test_an_injected_column_type_fails_the_dag_file_with_zero_requests_sent(

@@ -13,26 +13,19 @@ import pytest
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.operators.lifecycle import CoinStatsSyncPortfolioOperator
 from airflow_provider_coinstats.sandbox import Fault
-from tests.helpers import connect_wallet, requests_to, statuses
+from tests.helpers import connect_wallet, dag_file_import_errors, requests_to, statuses
 
 
 def parse_dag_file(tmp_path: Path, body: str) -> dict[str, str]:
     """Parse one DAG file with a real DagBag; its import errors (file -> message)."""
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.0
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-
-    path = tmp_path / "lifecycle_parse.py"
-    path.write_text(
+    return dag_file_import_errors(
+        tmp_path / "lifecycle_parse.py",
         "from datetime import datetime\n"
         "from airflow.sdk import DAG\n"
         "from airflow_provider_coinstats.operators.lifecycle import CoinStatsSyncPortfolioOperator\n"
         "with DAG(dag_id='parse_only', schedule=None, start_date=datetime(2025, 1, 1)):\n"
-        + textwrap.indent(body, "    ")
+        + textwrap.indent(body, "    "),
     )
-    bag = DagBag(dag_folder=str(path))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES in conftest
-    return {str(k): str(v) for k, v in bag.import_errors.items()}
 
 
 def test_sync_all_is_refused_at_parse_without_the_flag(coinstats_conn: Any, tmp_path: Path) -> None:
