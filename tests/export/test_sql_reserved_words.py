@@ -105,3 +105,20 @@ def test_the_operator_loads_reserved_table_names_reruns_and_reads_incrementally(
     for dataset in tables:
         assert second["datasets"][dataset]["rows_in_table"] == first["datasets"][dataset]["rows_in_table"]
     assert data_requests(coinstats_conn)  # the rerun did read
+
+
+def test_mariadb_through_mysql_connector_python_loads_the_same(
+    coinstats_conn: Any, portfolio: str, mariadb_test_db_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MySqlHook's other client (connection extra ``client``): same quoting, types and REPLACE upsert."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COINSTATS_TEST_MYSQL_CONNECTOR", f"{mariadb_test_db_uri}?client=mysql-connector-python"
+    )
+    hook = db_hook("coinstats_test_mysql_connector")
+    assert hook.connection.extra_dejson["client"] == "mysql-connector-python"
+    table = SqlTable(hook, "order", "coins", batch_size=2)
+    table.prepare(create=True)
+    rows = expected_rows("coins", portfolio)
+    again = {**rows[0], "count": Decimal("0.000000000000000001"), "rank": 3}
+    table.load([*rows, again], portfolio_id=portfolio)
+    assert_same_rows("coins", read_back(table, portfolio), [again, *rows[1:]])
