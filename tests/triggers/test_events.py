@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -48,6 +48,20 @@ class Watch:
             await self.task
 
 
+def watch(trigger: CoinStatsNewTransactionsTrigger, body: Callable[[Watch], Awaitable[None]]) -> list[dict[str, Any]]:
+    """Run ``trigger`` on a fresh event loop while ``body`` drives the sandbox; the events it fired."""
+
+    async def scenario() -> list[dict[str, Any]]:
+        running = Watch(trigger)
+        try:
+            await body(running)
+        finally:
+            await running.stop()
+        return running.events
+
+    return asyncio.run(scenario())
+
+
 async def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -77,20 +91,15 @@ def test_a_new_transaction_fires_exactly_one_event(coinstats_conn: Any) -> None:
     pid = connect_wallet(coinstats_conn, transactions=12)
     used_before = coinstats_conn.state.credits_used()
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL))
-        try:
-            await until(lambda: len(checks(coinstats_conn)) >= 3, "three checks")
-            assert watch.events == []  # the baseline check and the ones after it: nothing new
-            coinstats_conn.state.append_transactions(pid, 2)
-            await until(lambda: len(watch.events) >= 1, "the event")
-            after = len(checks(coinstats_conn))
-            await until(lambda: len(checks(coinstats_conn)) >= after + 3, "three more checks")
-        finally:
-            await watch.stop()
-        return watch.events
+    async def body(running: Watch) -> None:
+        await until(lambda: len(checks(coinstats_conn)) >= 3, "three checks")
+        assert running.events == []  # the baseline check and the ones after it: nothing new
+        coinstats_conn.state.append_transactions(pid, 2)
+        await until(lambda: len(running.events) >= 1, "the event")
+        after = len(checks(coinstats_conn))
+        await until(lambda: len(checks(coinstats_conn)) >= after + 3, "three more checks")
 
-    events = asyncio.run(scenario())
+    events = watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL), body)
     newest = newest_row(pid)
     assert events == [{"portfolio": pid, "newest_date": newest["date"], "row_key": transaction_row_key(newest)}]
     assert_each_check_cost_4(coinstats_conn, used_before)
@@ -100,15 +109,10 @@ def test_no_new_transaction_means_no_event(coinstats_conn: Any) -> None:
     pid = connect_wallet(coinstats_conn, transactions=12)
     used_before = coinstats_conn.state.credits_used()
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL))
-        try:
-            await until(lambda: len(checks(coinstats_conn)) >= 8, "eight checks")
-        finally:
-            await watch.stop()
-        return watch.events
+    async def body(running: Watch) -> None:
+        await until(lambda: len(checks(coinstats_conn)) >= 8, "eight checks")
 
-    assert asyncio.run(scenario()) == []
+    assert watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL), body) == []
     assert assert_each_check_cost_4(coinstats_conn, used_before) >= 8
 
 
@@ -116,21 +120,16 @@ def test_transient_failures_retry_on_the_next_check(coinstats_conn: Any) -> None
     """A 503 and a 429 are skipped (and not charged); the change is still seen, once."""
     pid = connect_wallet(coinstats_conn, transactions=3)
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL))
-        try:
-            await until(lambda: len(checks(coinstats_conn)) >= 1, "the baseline")
-            coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=503, times=1))
-            coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=429, times=1))
-            coinstats_conn.state.append_transactions(pid, 1)
-            await until(lambda: len(watch.events) >= 1, "the event")
-            after = len(checks(coinstats_conn))
-            await until(lambda: len(checks(coinstats_conn)) >= after + 2, "two more checks")
-        finally:
-            await watch.stop()
-        return watch.events
+    async def body(running: Watch) -> None:
+        await until(lambda: len(checks(coinstats_conn)) >= 1, "the baseline")
+        coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=503, times=1))
+        coinstats_conn.state.add_fault(Fault("status", endpoint="portfolio_transactions", status=429, times=1))
+        coinstats_conn.state.append_transactions(pid, 1)
+        await until(lambda: len(running.events) >= 1, "the event")
+        after = len(checks(coinstats_conn))
+        await until(lambda: len(checks(coinstats_conn)) >= after + 2, "two more checks")
 
-    events = asyncio.run(scenario())
+    events = watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL), body)
     assert len(events) == 1
     statuses = [r.status for r in checks(coinstats_conn)]
     assert statuses[:3] == [200, 503, 429]  # one request per check: nothing retried within a check
@@ -145,13 +144,11 @@ def test_a_permanent_error_ends_the_trigger_with_a_clear_log(
     coinstats_conn.state.set_transaction_count(pid, 3)
     trigger = CoinStatsNewTransactionsTrigger(portfolio_id="0" * 24, poll_interval=INTERVAL)  # unknown: 404
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(trigger)
-        await asyncio.wait_for(watch.task, timeout=15)  # ends by itself
-        return watch.events
+    async def body(running: Watch) -> None:
+        await asyncio.wait_for(asyncio.shield(running.task), timeout=15)  # ends by itself
 
     caplog.set_level(logging.INFO)
-    assert asyncio.run(scenario()) == []
+    assert watch(trigger, body) == []
     assert [r.status for r in checks(coinstats_conn)] == [404]  # no retry, no second check
     out, err = capfd.readouterr()
     logs = caplog.text + out + err  # stdlib logging on Airflow 3.0, structlog to the console on 3.1+
@@ -163,18 +160,13 @@ def test_a_permanent_error_ends_the_trigger_with_a_clear_log(
 def test_an_empty_portfolio_fires_on_its_first_transaction(coinstats_conn: Any) -> None:
     pid = connect_wallet(coinstats_conn, transactions=0)
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL))
-        try:
-            await until(lambda: len(checks(coinstats_conn)) >= 2, "two checks")
-            assert watch.events == []
-            coinstats_conn.state.append_transactions(pid, 1)
-            await until(lambda: len(watch.events) >= 1, "the event")
-        finally:
-            await watch.stop()
-        return watch.events
+    async def body(running: Watch) -> None:
+        await until(lambda: len(checks(coinstats_conn)) >= 2, "two checks")
+        assert running.events == []
+        coinstats_conn.state.append_transactions(pid, 1)
+        await until(lambda: len(running.events) >= 1, "the event")
 
-    events = asyncio.run(scenario())
+    events = watch(CoinStatsNewTransactionsTrigger(portfolio_id=pid, poll_interval=INTERVAL), body)
     assert [e["row_key"] for e in events] == [transaction_row_key(newest_row(pid))]
 
 
@@ -186,18 +178,13 @@ def test_a_shared_portfolio_is_watched_by_its_connection_and_named_by_its_public
     trigger = CoinStatsNewTransactionsTrigger(share_conn_id=conn_id, poll_interval=INTERVAL)
     _, kwargs = trigger.serialize()
 
-    async def scenario() -> list[dict[str, Any]]:
-        watch = Watch(CoinStatsNewTransactionsTrigger(**kwargs))  # as the triggerer re-creates it
-        try:
-            await until(lambda: len(checks(coinstats_conn)) >= 2, "two checks")
-            coinstats_conn.state.append_transactions(share.portfolio_id, 1)
-            await until(lambda: len(watch.events) >= 1, "the event")
-        finally:
-            await watch.stop()
-        return watch.events
+    async def body(running: Watch) -> None:
+        await until(lambda: len(checks(coinstats_conn)) >= 2, "two checks")
+        coinstats_conn.state.append_transactions(share.portfolio_id, 1)
+        await until(lambda: len(running.events) >= 1, "the event")
 
     caplog.set_level(logging.DEBUG)
-    events = asyncio.run(scenario())
+    events = watch(CoinStatsNewTransactionsTrigger(**kwargs), body)  # re-created as the triggerer does
     assert [e["portfolio"] for e in events] == ["family"]
     assert {r.portfolio_id for r in checks(coinstats_conn)} == {"shared:alice"}
     out, err = capfd.readouterr()
