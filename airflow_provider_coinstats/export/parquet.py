@@ -119,13 +119,15 @@ def _fit_decimals(dataset: str, column: Column, values: list[Any], kind: pa.Data
         if value is None:
             fitted.append(None)
             continue
-        if abs(value) >= limit:
+        rounded = value.quantize(step, rounding=ROUND_HALF_EVEN, context=EXACT)
+        # After rounding (99.996 at scale 2 is 100.00); copy_abs is exact, abs() would round to 28 digits.
+        if rounded.copy_abs() >= limit:
             raise CoinStatsValidationError(
                 f"{dataset}.{column.name}",
                 f"{value} has more than {column.precision - column.scale} integer digits, "
                 f"the most Parquet's decimal128({column.precision}, {column.scale}) of this column holds",
             )
-        fitted.append(value.quantize(step, rounding=ROUND_HALF_EVEN, context=EXACT))
+        fitted.append(rounded)
     return pa.array(fitted, type=kind)
 
 

@@ -126,22 +126,29 @@ def test_more_fractional_digits_than_the_scale_round_half_even_and_too_many_inte
     tmp_path: Path,
 ) -> None:
     row = sandbox_rows("coins", 1)[0]
-    fine = row | {"price_usd": Decimal("0.000000000012345678901234565"), "count": Decimal("-2.5")}
+    widest = Decimal("-" + "9" * 20 + "." + "9" * 18)  # 38 digits: exactly what decimal128(38, 18) holds
+    fine = row | {"price_usd": Decimal("0.000000000012345678901234565"), "count": Decimal("-2.5"), "value_usd": widest}
     path = tmp_path / "coins.parquet"
     with path.open("wb") as handle:
         from airflow_provider_coinstats.export.parquet import write_parquet
 
-        assert write_parquet(handle, "coins", [row, fine]) == 2
+        # The third row sends value_usd through the rounding path too, with the widest value in it.
+        assert write_parquet(handle, "coins", [row, fine, row | {"value_usd": Decimal("1.0000000000000000005")}]) == 3
     back = read_parquet(path)
     assert back[0] == row  # unchanged where the value fits
     # 27 fractional digits -> 24, the tie ...565 rounds to the even ...56
     assert back[1]["price_usd"] == Decimal("0.000000000012345678901235")
     assert back[1]["count"] == Decimal("-2.5")
+    assert back[1]["value_usd"] == widest
+    assert back[2]["value_usd"] == Decimal("1.000000000000000000")  # 19th digit 5, tie to even
 
-    too_big = row | {"value_usd": Decimal("1" + "0" * 20)}  # 21 integer digits; decimal128(38, 18) holds 20
-    with (tmp_path / "big.parquet").open("wb") as handle, pytest.raises(CoinStatsValidationError) as caught:
-        write_parquet(handle, "coins", [row, too_big])
-    assert str(caught.value).startswith("coins.value_usd: 100000000000000000000 has more than 20 integer digits")
+    for too_big in (Decimal("1" + "0" * 20), Decimal("9" * 20 + "." + "9" * 19)):  # 21 integer digits (once rounded)
+        with (tmp_path / "big.parquet").open("wb") as handle, pytest.raises(CoinStatsValidationError) as caught:
+            write_parquet(handle, "coins", [row, row | {"value_usd": too_big}])
+        assert str(caught.value) == (
+            f"coins.value_usd: {too_big} has more than 20 integer digits, "
+            "the most Parquet's decimal128(38, 18) of this column holds"
+        )
 
 
 # --- memory ---------------------------------------------------------------------------------------------
