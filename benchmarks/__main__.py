@@ -22,6 +22,7 @@ ALL = {
     "import_time": "bench_import_time",
     "triggers": "bench_triggers",
     "export": "bench_export",
+    "load": "bench_load",
 }
 
 

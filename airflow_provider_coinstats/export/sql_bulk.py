@@ -2,24 +2,29 @@
 
 :class:`~airflow_provider_coinstats.export.sql.SqlTable` decides which rows a batch replaces
 (the DELETEs, the "last copy of a key wins" rule) and adapts every value; a writer from
-:func:`bulk_writer` only inserts the batch's row tuples through the load's own cursor, so a failed
-load still rolls back as one transaction. Identifiers arrive already quoted by the dialect.
+:func:`bulk_writer` (DELETE + INSERT loads) or :func:`bulk_upserter` (upserts) only writes the
+batch's row tuples through the load's own cursor, so a failed load still rolls back as one
+transaction. Identifiers arrive already quoted by the dialect.
 
 ===================  =============================================================================
 dialect              how a batch is written
 ===================  =============================================================================
 ``postgresql``       ``COPY table (columns) FROM STDIN``: psycopg 3's ``copy.write_row`` (its own
                      adapters: exact ``numeric``, ``timestamptz``, NULL), or psycopg2's
-                     ``copy_expert`` with COPY's text format escaped here
-``mysql``            one multi-row ``INSERT ... VALUES (...), (...)`` per chunk; a chunk stays
-                     under a quarter of the server's ``max_allowed_packet`` (read once per load),
-                     counting every string at twice its length (the driver's escaping)
+                     ``copy_expert`` with COPY's text format escaped here. Upserts COPY into a
+                     temporary stage (``ON COMMIT DROP``), then one ``INSERT ... SELECT ... ON
+                     CONFLICT DO UPDATE`` per batch
+``mysql``            the driver's ``executemany``: mysqlclient (and mysql-connector-python) already
+                     send one multi-row ``INSERT``/``REPLACE`` per 64 KiB. :class:`MultiRowInsert`
+                     (chunks under a quarter of ``max_allowed_packet``) measured no faster, so it
+                     is not registered
 anything else        the driver's ``executemany`` (SQLite's is already an in-process loop)
 ===================  =============================================================================
 
-Measured with ``python -m benchmarks load`` (100,000 transactions, 1,000-row batches, 2 cores):
-the figures are in that benchmark's docstring; each bulk path is used only because it measured
-faster than ``executemany`` there.
+Measured with ``python -m benchmarks load`` (100,000 transactions, 1,000-row batches; figures in
+that benchmark's docstring): COPY + ON CONFLICT beat psycopg 3's pipelined ``executemany`` by
+1.04x-1.5x and psycopg2's row-by-row ``executemany`` by several times; DELETE by key + COPY
+collapsed on a first load into a new table (288 rows/s: each DELETE seq-scans the growing table).
 
 Example::
 
