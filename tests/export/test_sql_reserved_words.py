@@ -56,7 +56,9 @@ def test_replace_loads_and_reruns_into_a_table_named_order_with_a_rank_column(
     again = {**rows[0], "count": Decimal("42.5"), "rank": 7}
     assert table.load([*rows[1:], again], portfolio_id=portfolio) == len(rows)
     assert_same_rows("coins", read_back(table, portfolio), [again, *rows[1:]])
-    assert not SqlTable(db_hook(warehouse), name, "coins").prepare(create=True)  # found, not created again
+    reopened = SqlTable(db_hook(warehouse), name, "coins")
+    assert not reopened.prepare(create=True)  # found, not created again
+    assert reopened.upsert == "native"  # its primary key was read back as the dataset key
 
 
 def test_upserts_and_the_watermark_work_on_reserved_names(coinstats_conn: Any, portfolio: str, warehouse: str) -> None:
