@@ -57,6 +57,20 @@ def credits_used(url: str) -> int:
     return int(report["key-1"]["used"])
 
 
+def bench_portfolio(url: str, transactions: int) -> str:
+    """Point the ``coinstats_bench`` connection at the sandbox; connect a wallet holding ``transactions``."""
+    os.environ["AIRFLOW_CONN_COINSTATS_BENCH"] = json.dumps(
+        {"conn_type": "coinstats", "host": url, "password": KEY, "extra": {"timeout": 60}}
+    )
+    from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
+
+    hook = CoinStatsHook("coinstats_bench")
+    pid = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum").portfolio_id
+    hook.close()
+    set_count(url, pid, transactions)
+    return pid
+
+
 def bare_loop(url: str, key: str, portfolio_id: str) -> int:
     """What a user would write by hand: page through, parse, count."""
     session = requests.Session()
@@ -203,15 +217,7 @@ def main() -> None:
     sweep = [int(n) for n in os.environ.get("COINSTATS_BENCH_EXPORT_SWEEP", "").split(",") if n.strip()]
     proc, url = start_sandbox()
     try:
-        os.environ["AIRFLOW_CONN_COINSTATS_BENCH"] = json.dumps(
-            {"conn_type": "coinstats", "host": url, "password": KEY, "extra": {"timeout": 60}}
-        )
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-
-        hook = CoinStatsHook("coinstats_bench")
-        pid = hook.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum").portfolio_id
-        hook.close()
-        set_count(url, pid, N)
+        pid = bench_portfolio(url, N)
         folder = Path(tempfile.mkdtemp(prefix="coinstats-bench-export-"))
         scenarios: dict[str, Callable[[], int]] = {
             "bare requests loop": lambda: bare_loop(url, KEY, pid),

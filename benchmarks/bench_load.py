@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks.bench_export import KEY, bare_loop, set_count
+from benchmarks.bench_export import KEY, bare_loop, bench_portfolio
 from benchmarks.bench_triggers import start_sandbox
 
 N = int(os.environ.get("COINSTATS_BENCH_LOAD_N", "100000"))
@@ -214,15 +214,7 @@ def main() -> None:
     proc, url = start_sandbox()
     folder = Path(tempfile.mkdtemp(prefix="coinstats-bench-load-"))
     try:
-        os.environ["AIRFLOW_CONN_COINSTATS_BENCH"] = json.dumps(
-            {"conn_type": "coinstats", "host": url, "password": KEY, "extra": {"timeout": 60}}
-        )
-        from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-
-        api = CoinStatsHook("coinstats_bench")
-        pid = api.connect_wallet("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045", "ethereum").portfolio_id
-        api.close()
-        set_count(url, pid, N)
+        pid = bench_portfolio(url, N)
         print(f"transactions: {N:,}, 100 per page, sandbox in its own process; load average {os.getloadavg()[0]:.2f}")
         bare = statistics.median(timed(lambda: bare_loop(url, KEY, pid)) for _ in range(ROUNDS))
         print(f"  bare paginated read  : {bare:6.2f} s ({N / bare:8,.0f} rows/s), median of {ROUNDS}")
