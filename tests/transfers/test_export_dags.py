@@ -36,7 +36,8 @@ def count(db: sqlite3.Connection, query: str, *params: str) -> int:
     return int(db.execute(query, params).fetchone()[0])
 
 
-def asset_events(uri: str) -> list[dict[str, Any]]:
+def asset_events(uri: str, dag_id: str = "coinstats_warehouse_pipeline") -> list[dict[str, Any]]:
+    # Other example DAGs in the same session (the shared-portfolio one) write to the same Assets.
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -44,7 +45,7 @@ def asset_events(uri: str) -> list[dict[str, Any]]:
         rows = (
             session.query(AssetEvent)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == uri)
+            .filter(AssetModel.uri == uri, AssetEvent.source_dag_id == dag_id)
             .order_by(AssetEvent.id)
         )
         return [dict(row.extra or {}) for row in rows]
