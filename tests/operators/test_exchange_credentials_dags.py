@@ -14,18 +14,15 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import airflow
 import pytest
-from packaging.version import Version
 
 from airflow_provider_coinstats.hooks.coinstats import CoinStatsHook
-from tests.helpers import FAST_RETRY, airflow_home, load_dag
+from tests.helpers import FAST_RETRY
+from tests.secret_search import leaks, run_haystacks
 
 UID_EXCHANGE = "uid-exchange"
-AIRFLOW_3_0 = Version(airflow.__version__) < Version("3.1")
 #: Tasks that fetch credentials and return them: Airflow stores their return value in XCom by
 #: design (that is the upstream task's choice, not the connect operator's), so their own XCom
 #: rows are the one place a secret is expected.
@@ -88,60 +85,9 @@ CASES = [
 ]
 
 
-def _database_haystacks(dag_id: str, run_id: str) -> dict[str, str]:
-    """XCom, rendered fields, trigger and serialized DAG rows of this run, as text."""
-    from airflow.models import TaskInstance
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.models.trigger import Trigger
-    from airflow.utils.session import create_session
-
-    try:
-        from airflow.models.xcom import XComModel as XComRow
-    except ImportError:  # Airflow 3.0
-        from airflow.models.xcom import BaseXCom as XComRow
-
-    def dump(value: Any) -> str:
-        return json.dumps(value, default=str, sort_keys=True)
-
-    with create_session() as session:
-        xcoms = [
-            dump([x.task_id, x.map_index, x.key, x.value])
-            for x in session.query(XComRow).filter(XComRow.dag_id == dag_id, XComRow.run_id == run_id)
-            if x.task_id not in CREDENTIAL_PRODUCERS
-        ]
-        rtif = [
-            dump([r.task_id, r.map_index, r.rendered_fields])
-            for r in session.query(RenderedTaskInstanceFields).filter(
-                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
-            )
-        ]
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        triggers = [dump([t.classpath, t.kwargs]) for t in session.query(Trigger)]
-        triggers += [dump(ti.next_kwargs) for ti in tis if ti.next_kwargs]
-        dag_rows = session.query(SerializedDagModel).filter(SerializedDagModel.dag_id == dag_id)
-        serialized = [dump(row.data) for row in dag_rows]
-    if not serialized:
-        # Airflow 3.0's dag.test() serializes the DAG in memory only (the DAG processor writes the
-        # row in a deployment): search what that row would hold.
-        from airflow.serialization.serialized_objects import SerializedDAG
-
-        serialized = [dump(SerializedDAG.to_dict(load_dag(dag_id)))]
-    return {
-        "xcom rows": "\n".join(xcoms),
-        "rendered template fields": "\n".join(rtif),
-        "trigger rows": "\n".join(triggers),
-        "serialized DAG rows": "\n".join(serialized),
-    }
-
-
 def _producer_xcom_push(line: str) -> bool:
     """A console line showing a credential producer's own XCom push (Airflow 3.0 debug-logs them)."""
     return "SetXCom(" in line and any(f"task_id='{task_id}'" in line for task_id in CREDENTIAL_PRODUCERS)
-
-
-def _log_files() -> str:
-    return "\n".join(p.read_text(errors="replace") for p in Path(airflow_home()).rglob("*.log") if p.is_file())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.dag_id for c in CASES])
@@ -174,19 +120,14 @@ def test_credentials_never_rendered_or_stored(
     assert result.state == "success", result.tasks
     out, err = capfd.readouterr()
     console = "\n".join(line for line in (out + err).splitlines() if not _producer_xcom_push(line))
-    if AIRFLOW_3_0:
-        # Airflow 3.0's dag.test() comms debug-log every message a task sends, including each
-        # MaskSecret request, value and all (its own connection lookups make them too). Only the
-        # in-process test comms do this (a deployment's supervisor omits that body), and 3.1
-        # dropped it; everything else on the console is still searched.
-        console = "\n".join(line for line in console.splitlines() if "MaskSecret(value=" not in line)
-    haystacks = {
-        "console": console,
-        "log records": caplog.text,
-        "log files": _log_files(),
-        **_database_haystacks(case.dag_id, result.run_id),
-        "sandbox request log": json.dumps([r.to_dict() for r in coinstats_conn.state.requests()]),
-    }
+    haystacks = run_haystacks(
+        case.dag_id,
+        result.run_id,
+        console=console,
+        log_records=caplog.text,
+        sandbox_requests=coinstats_conn.state.requests(),
+        skip_xcom_of=CREDENTIAL_PRODUCERS,
+    )
     assert "connect_exchange" in haystacks["console"]  # the task output was captured
     assert "connect_exchange" in haystacks["log records"]
     assert "connect_exchange" in haystacks["xcom rows"]
@@ -196,13 +137,8 @@ def test_credentials_never_rendered_or_stored(
     if case.defers:
         assert "CoinStatsPortfolioSyncTrigger" in haystacks["trigger rows"]
     secrets = {api_key, *(s for account in accounts.values() for s in account.secrets())}
-    leaks = [
-        f"{secret} in {where}: ...{text[max(0, text.index(secret) - 300) : text.index(secret) + 60]}"
-        for where, text in haystacks.items()
-        for secret in sorted(secrets)
-        if secret in text
-    ]
-    assert not leaks, "\n".join(leaks)
+    found = leaks(secrets, haystacks)
+    assert not found, "\n".join(found)
 
     # The connect really happened, with each map index's own apiKey: connecting the same account
     # again is "existing" with the portfolio id the task pushed. An account connected by several

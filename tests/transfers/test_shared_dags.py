@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_coinstats.hooks.shared import shared_portfolio_from_connection
 from tests.example_dags.test_dags import reschedule_broken_on_3_0
 from tests.helpers import export_path
-from tests.operators.test_exchange_credentials_dags import AIRFLOW_3_0, _database_haystacks, _log_files
+from tests.secret_search import AIRFLOW_3_0, leaks, log_files, run_haystacks
 from tests.shared_portfolios import secrets_of, share_connection
 
 DATASETS = ("coins", "value", "transactions")
@@ -120,18 +120,13 @@ def test_deferred_sensor_reads_the_connection_in_the_triggerer_and_no_secret_is_
     _check_exports(coinstats_conn, result, shared_warehouse, "family", 11)
 
     out, err = capfd.readouterr()
-    console = out + err
-    if AIRFLOW_3_0:
-        # Airflow 3.0's dag.test() comms debug-log each MaskSecret request, value and all (see
-        # tests/operators/test_exchange_credentials_dags.py); everything else is still searched.
-        console = "\n".join(line for line in console.splitlines() if "MaskSecret(value=" not in line)
-    haystacks = {
-        "console": console,
-        "log records": caplog.text,
-        "log files": _log_files(),
-        **_database_haystacks("cs_shared_deferred_and_export", result.run_id),
-        "sandbox request log": json.dumps([r.to_dict() for r in coinstats_conn.state.requests()]),
-    }
+    haystacks = run_haystacks(
+        "cs_shared_deferred_and_export",
+        result.run_id,
+        console=out + err,
+        log_records=caplog.text,
+        sandbox_requests=coinstats_conn.state.requests(),
+    )
     assert "wait_for_sync" in haystacks["console"]
     assert "load_tables" in haystacks["xcom rows"]
     assert "cs_share" in haystacks["rendered template fields"]
@@ -143,13 +138,8 @@ def test_deferred_sensor_reads_the_connection_in_the_triggerer_and_no_secret_is_
     assert '"share_conn_id": "cs_share"' in haystacks["trigger rows"]
     secrets = secrets_of(share)
     assert len(secrets) == 2
-    leaks = [
-        f"{secret} in {where}: ...{text[max(0, text.index(secret) - 300) : text.index(secret) + 60]}"
-        for where, text in haystacks.items()
-        for secret in secrets
-        if secret in text
-    ]
-    assert not leaks, "\n".join(leaks)
+    found = leaks(secrets, haystacks)
+    assert not found, "\n".join(found)
     # The trigger polled with the share's headers: 409 in the worker, then 409 and data in the triggerer.
     assert [r.status for r in coinstats_conn.state.requests("portfolio_transactions")][:3] == [409, 409, 200]
 
@@ -173,7 +163,7 @@ def test_wrong_passcode_fails_at_once_without_retries_or_secrets(
     assert {r.status for r in coinstats_conn.state.requests()} == {403}
     assert coinstats_conn.state.credits_used() == 0
     out, err = capfd.readouterr()
-    text = out + err + caplog.text + _log_files()
+    text = out + err + caplog.text + log_files()
     # The clear message reached the task log: the sensor's poke logs it, and the exports' failure
     # (Airflow 3.0's dag.test() prints a task's exception where neither capfd nor caplog sees it).
     hint = "answered 403: Invalid passcode (reading a shared portfolio: check the share token"
