@@ -9,6 +9,13 @@ one file per dataset, portfolio and run::
 ``partition`` is the run's logical date (``20260101T000000``), or its run id when the run has
 no logical date. A rerun therefore overwrites its own file instead of adding a second one.
 
+``portfolio_id`` is the partition column (:data:`PARTITION_COLUMN`): its value is in the folder
+name, percent-encoded. Parquet files leave it out, as lake readers expect of a partition column
+(they restore it from the folder; pyarrow fails to merge, and Spark refuses, a column that is in
+both); ``pyarrow.dataset.dataset(<base>/<dataset>, format="parquet", partitioning="hive")``
+gives it back. JSON Lines and CSV files keep it in every row: they are read row by row, usually
+one file at a time, and a row without its portfolio would be ambiguous once loaded elsewhere.
+
 With ``max_rows_per_file`` a dataset is split into numbered parts of at most that many rows,
 numbered from 1 with five digits (more past 99999), so they sort in row order::
 
@@ -76,7 +83,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, TextIO
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from airflow_provider_coinstats.exceptions import CoinStatsDestinationError, CoinStatsValidationError
 from airflow_provider_coinstats.export.columns import get_schema
@@ -89,6 +96,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FILE_FORMATS: Final = ("jsonl", "csv", "parquet")
+#: The column a dataset's files are partitioned by: ``<dataset>/portfolio_id=<id>/``.
+PARTITION_COLUMN: Final = "portfolio_id"
 #: JSON lines joined per write call: object-store file objects pay Python overhead per call.
 _LINES_PER_WRITE: Final = 500
 #: Leading characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
@@ -186,8 +195,19 @@ def dataset_file(
     base: ObjectStoragePath, dataset: str, portfolio_id: str, partition: str, file_format: str
 ) -> ObjectStoragePath:
     """Where one run's rows of one dataset and portfolio go (ids are percent-encoded: no path tricks)."""
-    folder = base / get_schema(dataset).name / f"portfolio_id={quote(portfolio_id, safe='')}"
+    folder = base / get_schema(dataset).name / f"{PARTITION_COLUMN}={quote(portfolio_id, safe='')}"
     return folder / part_name(partition, validate_format(file_format), None)
+
+
+def folder_partition(target: ObjectStoragePath) -> dict[str, str]:
+    """The partition column and value that ``target``'s folder holds, or nothing for a folder of another name.
+
+    Example::
+
+        folder_partition(dataset_file(base, "coins", "a/b", "20260101T000000", "parquet"))  # {'portfolio_id': 'a/b'}
+    """
+    name, equals, value = target.parent.name.partition("=")
+    return {name: unquote(value)} if equals and name == PARTITION_COLUMN else {}
 
 
 def _csv_value(value: Any) -> Any:
@@ -234,10 +254,15 @@ def _write_text(handle: TextIO, dataset: str, rows: Iterable[Mapping[str, Any]],
     return count
 
 
-def _write(handle: BinaryIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str) -> int:
-    """Write one file's rows to the binary ``handle`` (left open); return the row count."""
+def _write(
+    handle: BinaryIO, dataset: str, rows: Iterable[Mapping[str, Any]], file_format: str, partition: Mapping[str, str]
+) -> int:
+    """Write one file's rows to the binary ``handle`` (left open); return the row count.
+
+    Only Parquet leaves the ``partition`` columns out (see the module docstring).
+    """
     if file_format == "parquet":
-        return write_parquet(handle, dataset, rows)
+        return write_parquet(handle, dataset, rows, partition=partition)
     text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
     try:
         count = _write_text(text, dataset, rows, file_format)
@@ -367,12 +392,13 @@ def write_rows(
     limit = validate_max_rows_per_file(max_rows_per_file)
     stage = _stage_local if is_local(target) else _stage_object
     stem = target.name[: -len(file_format) - 1]
+    write = partial(_write, dataset=dataset, file_format=file_format, partition=folder_partition(target))
     staged: list[_Staged] = []
     published = 0
     try:
         for number, part_rows in enumerate(_parts(rows, limit), start=1):
             path = target if limit is None else target.parent / part_name(stem, file_format, number)
-            staged.append(stage(path, partial(_write, dataset=dataset, rows=part_rows, file_format=file_format)))
+            staged.append(stage(path, partial(write, rows=part_rows)))
         stale = _stale_files(target, file_format, {part.target.name for part in staged})
         for part in staged:
             part.publish()

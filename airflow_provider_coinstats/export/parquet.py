@@ -15,6 +15,13 @@ boolean    ``bool``
 timestamp  ``timestamp("us", tz="UTC")``
 =========  ==========================================================================
 
+Partition columns stay out of the file: :func:`write_parquet` leaves out each column named in its
+``partition`` argument (the export's ``portfolio_id``), whose one value the file's Hive folder
+(``portfolio_id=<id>/``) holds. That is the lake convention Hive-aware readers expect: they
+restore the column from the folder name, and pyarrow fails to merge (Spark refuses) a column that
+is in the files and in the path. Every row must carry the partition's value; a row
+that does not fails the write (it would otherwise be relabelled silently).
+
 Key and not-null columns are non-nullable fields; each field carries its column description as
 ``description`` metadata. Decimals are exact up to the column's scale. A value with more
 fractional digits (an exact product of two JSON numbers can have up to 36) is rounded half-even
@@ -31,8 +38,8 @@ writable binary file object, e.g. an fsspec/s3fs file, which uploads as it fills
 Example::
 
     require_pyarrow()  # CoinStatsValidationError with the install command if pyarrow is missing
-    with open("coins.parquet", "wb") as handle:
-        write_parquet(handle, "coins", rows)
+    with open("coins/portfolio_id=p1/20260101T000000.parquet", "wb") as handle:
+        write_parquet(handle, "coins", rows, partition={"portfolio_id": "p1"})  # every column but portfolio_id
 """
 
 from __future__ import annotations
@@ -107,6 +114,32 @@ def arrow_schema(dataset: str) -> pa.Schema:
     )
 
 
+def file_schema(dataset: str, partition: Iterable[str] = ()) -> pa.Schema:
+    """:func:`arrow_schema` without the ``partition`` columns: the schema of a file whose folder holds them.
+
+    Example::
+
+        file_schema("coins", ["portfolio_id"]).names[:2]  # ['extracted_at', 'coin_id']
+    """
+    schema = arrow_schema(dataset)
+    for name in partition:
+        index = schema.get_field_index(name)
+        if index < 0:  # remove(-1) would drop the last column instead
+            raise ValueError(f"dataset {dataset} has no column {name!r} to partition by")
+        schema = schema.remove(index)
+    return schema
+
+
+def _check_partition(dataset: str, batch: list[Mapping[str, Any]], partition: Mapping[str, str]) -> None:
+    """Refuse a row whose partition column differs from the folder's value: leaving it out would relabel the row."""
+    for name, value in partition.items():
+        for row in batch:
+            if row[name] != value:
+                raise CoinStatsValidationError(
+                    f"{dataset}.{name}", f"a row has {row[name]!r}, but the file's partition folder holds {value!r}"
+                )
+
+
 def _fit_decimals(dataset: str, column: Column, values: list[Any], kind: pa.DataType) -> pa.Array:
     """The column's decimals rounded half-even to its scale; a value too large for its precision is refused."""
     import pyarrow as pa
@@ -144,17 +177,26 @@ def _arrow_column(dataset: str, column: Column, values: list[Any], kind: pa.Data
         return _fit_decimals(dataset, column, values, kind)
 
 
-def write_parquet(handle: BinaryIO, dataset: str, rows: Iterable[Mapping[str, Any]]) -> int:
+def write_parquet(
+    handle: BinaryIO,
+    dataset: str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    partition: Mapping[str, str] | None = None,
+) -> int:
     """Write ``rows`` of ``dataset`` to ``handle`` as one Parquet file; return the row count.
 
+    ``partition`` maps the columns the file's folder holds to their value (``{"portfolio_id": "p1"}``
+    for ``.../portfolio_id=p1/``): they are left out of the file, and every row must have that value.
     ``handle`` stays open (the caller publishes or discards it). A file without rows still has
     the schema, so readers see the columns.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = arrow_schema(dataset)
-    columns = get_schema(dataset).columns
+    partition = dict(partition or {})
+    schema = file_schema(dataset, partition)
+    columns = [c for c in get_schema(dataset).columns if c.name not in partition]
     kinds = [field.type for field in schema]
     names = [c.name for c in columns]
     count = 0
@@ -163,6 +205,7 @@ def write_parquet(handle: BinaryIO, dataset: str, rows: Iterable[Mapping[str, An
     rows = iter(rows)
     with pq.ParquetWriter(handle, schema) as writer:
         while batch := list(islice(rows, ROWS_PER_BATCH)):
+            _check_partition(dataset, batch, partition)
             arrays = [
                 _arrow_column(dataset, column, [row[name] for row in batch], kind)
                 for column, name, kind in zip(columns, names, kinds, strict=True)

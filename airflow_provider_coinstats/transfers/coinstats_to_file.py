@@ -39,7 +39,9 @@ class CoinStatsToFileOperator(_ExportOperator):
     publication removes the parts it did not write. ``file_format="parquet"`` needs the extra
     ``pip install 'airflow-provider-coinstats[parquet]'`` (checked when the DAG is parsed); its
     columns are typed from the schema (decimal128, UTC microsecond timestamps) and written in row
-    groups as pages stream (:mod:`airflow_provider_coinstats.export.parquet`). Rows stream page by page, with
+    groups as pages stream (:mod:`airflow_provider_coinstats.export.parquet`); they leave out
+    ``portfolio_id``, which Hive-aware readers of ``<path>/<dataset>`` restore from the folder
+    name (JSONL and CSV rows keep it). Rows stream page by page, with
     ``max_pages_in_flight`` pages (default 4) requested at once (memory stays bounded by that many
     pages; see :mod:`airflow_provider_coinstats.export.pages`). A file appears whole or not at
     all: object stores publish it with the filesystem's own commit (an s3fs multipart upload

@@ -1,7 +1,8 @@
 """``max_rows_per_file``: big datasets split into numbered parts, for JSONL, CSV and Parquet, on local paths.
 
 Data comes from the sandbox over HTTP; the parts are read back from disk (Parquet with pyarrow)
-and compared with the sandbox's own answer flattened by the documented schema. The S3 variant
+and compared with the sandbox's own answer flattened by the documented schema (Parquet parts
+without ``portfolio_id``, which their folder names; JSONL and CSV rows keep it). The S3 variant
 (moto) is in ``test_files_s3.py``.
 """
 
@@ -10,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_coinstats._compat import AirflowFailException
-from airflow_provider_coinstats.export.files import part_name
+from airflow_provider_coinstats.export.columns import get_schema
+from airflow_provider_coinstats.export.files import PARTITION_COLUMN, part_name
 from airflow_provider_coinstats.sandbox import Fault
 from tests.export.helpers import as_text, context, expected_rows, file_export, read_file
 from tests.helpers import connect_wallet
@@ -25,12 +28,15 @@ FORMATS = ["jsonl", "csv", "parquet"]
 
 def read_part(path: Path, file_format: str) -> list[dict[str, Any]]:
     if file_format == "parquet":
-        return pq.ParquetFile(path).read().to_pylist()  # one file: no Hive partition discovery from its folder
+        return pq.ParquetFile(path).read().to_pylist()  # the file's own columns, nothing from its folder
     return read_file(path, file_format)
 
 
 def as_written(row: dict[str, Any], file_format: str) -> dict[str, Any]:
-    return row if file_format == "parquet" else as_text(row, file_format)
+    """What a part holds of ``row``: Parquet leaves out the partition column its folder names."""
+    if file_format == "parquet":
+        return {name: value for name, value in row.items() if name != PARTITION_COLUMN}
+    return as_text(row, file_format)
 
 
 def folder_of(base: Path, portfolio: str) -> Path:
@@ -137,7 +143,14 @@ def test_an_empty_dataset_still_gets_its_first_part(coinstats_conn: Any, tmp_pat
         assert result["datasets"]["transactions"]["rows"] == 0
         assert read_part(path, file_format) == []
     assert (folder_of(tmp_path, portfolio) / f"{PARTITION}-00001.csv").read_text().startswith("portfolio_id,")
-    assert pq.read_schema(folder_of(tmp_path, portfolio) / f"{PARTITION}-00001.parquet").names[0] == "portfolio_id"
+    names = get_schema("transactions").column_names()
+    assert pq.read_schema(folder_of(tmp_path, portfolio) / f"{PARTITION}-00001.parquet").names == names[1:]
+    # Read as a lake, the empty part still shows every column, portfolio_id from its folder.
+    (part,) = (tmp_path / "transactions").rglob("*.parquet")  # the folder also holds this test's JSONL and CSV
+    lake = ds.dataset(
+        [str(part)], format="parquet", partitioning="hive", partition_base_dir=str(tmp_path / "transactions")
+    ).to_table()
+    assert (lake.num_rows, sorted(lake.column_names)) == (0, sorted(names))
 
 
 def test_part_names_have_five_digits_and_grow_past_99999() -> None:

@@ -1,5 +1,8 @@
 """Parquet exports: typed by the column catalogue, exact on read-back, flat in memory, refused at parse without pyarrow.
 
+The files leave out their partition column ``portfolio_id``: one file read alone has every other
+column, the dataset folder read as a Hive lake has them all (``portfolio_id`` from the path).
+
 Data comes from the sandbox over HTTP and lands in real files, read back with pyarrow. The
 memory test feeds the writer rows the sandbox's own generator made and the real flattener
 flattened (no HTTP: tracemalloc slows every Python line, and a 100,000-row HTTP export under it
@@ -29,17 +32,33 @@ import pytest
 from airflow_provider_coinstats.exceptions import CoinStatsValidationError
 from airflow_provider_coinstats.export import get_schema
 from airflow_provider_coinstats.export.columns import AMOUNT_SCALE, DECIMAL_PRECISION, PRICE_SCALE, Column
-from airflow_provider_coinstats.export.files import dataset_file, storage_path, write_rows
-from airflow_provider_coinstats.export.parquet import INSTALL_COMMAND, arrow_schema
+from airflow_provider_coinstats.export.files import PARTITION_COLUMN, dataset_file, storage_path, write_rows
+from airflow_provider_coinstats.export.parquet import INSTALL_COMMAND, arrow_schema, file_schema
 from airflow_provider_coinstats.export.rows import iter_rows
 from airflow_provider_coinstats.sandbox import data
 from tests.export.helpers import ALL_DATASETS, context, expected_rows, file_export
+from tests.helpers import connect_wallet
 
 REPO = Path(__file__).resolve().parents[2]
+PARTITION = "20260101T000000"
+#: The README's reader: the Hive folder's portfolio_id as a string, whatever the ids look like.
+STRING_HIVE = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
 
 
 def read_parquet(path: Path | str) -> list[dict[str, Any]]:
-    return pq.ParquetFile(path).read().to_pylist()  # one file: no Hive partition discovery from its folder
+    return pq.ParquetFile(path).read().to_pylist()  # the file's own columns, nothing from its folder
+
+
+def in_file(row: dict[str, Any]) -> dict[str, Any]:
+    """What a Parquet file holds of ``row``: every column but the partition column its folder names."""
+    return {name: value for name, value in row.items() if name != PARTITION_COLUMN}
+
+
+def by_key(dataset: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` sorted by the dataset's key, portfolio_id as text (pyarrow may give a dictionary or ints)."""
+    key = get_schema(dataset).key
+    rows = [row | {PARTITION_COLUMN: str(row[PARTITION_COLUMN])} for row in rows]
+    return sorted(rows, key=lambda row: [str(row[name]) for name in key])
 
 
 def sandbox_rows(dataset: str, count: int) -> list[dict[str, Any]]:
@@ -75,21 +94,122 @@ def test_every_dataset_reads_back_exactly_as_the_sandbox_answered_with_the_schem
         assert result["datasets"][dataset]["location"] == f"file://{path}"
         assert result["datasets"][dataset]["files"] == [f"file://{path}"]
         assert result["datasets"][dataset]["bytes"] == path.stat().st_size
-        assert pq.read_schema(path).remove_metadata() == arrow_schema(dataset).remove_metadata()
+        # Every column but portfolio_id, which the folder names (the folder reads are tested below).
+        assert pq.read_schema(path).remove_metadata() == file_schema(dataset, [PARTITION_COLUMN]).remove_metadata()
+        assert arrow_schema(dataset).names == [PARTITION_COLUMN, *pq.read_schema(path).names]
         written = read_parquet(path)
         assert len(written) == result["datasets"][dataset]["rows"] > 0, dataset
         extracted_at = written[0]["extracted_at"]
         assert extracted_at.utcoffset().total_seconds() == 0
         # Decimals compare by value (the file pads them to the column's scale), timestamps by instant.
-        want = [row | {"extracted_at": extracted_at} for row in expected_rows(dataset, portfolio)]
+        want = [in_file(row) | {"extracted_at": extracted_at} for row in expected_rows(dataset, portfolio)]
         assert written == want, dataset
         # ... and the values are the same types as the flattened rows', not floats or text.
-        for name in get_schema(dataset).column_names():
+        for name in pq.read_schema(path).names:
             kinds = {type(row[name]) for row in written if row[name] is not None}
             assert kinds == {type(row[name]) for row in want if row[name] is not None}, (dataset, name)
-        # A lake reader takes the whole dataset folder; the README shows this call.
-        lake = ds.dataset(tmp_path / dataset, format="parquet", partitioning="hive").to_table()
-        assert lake.to_pylist() == written
+
+
+# --- reading the lake -----------------------------------------------------------------------------------
+
+
+def test_one_file_reads_with_read_table_and_has_every_column_but_portfolio_id_exactly(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path
+) -> None:
+    """``pq.read_table(<one file>)`` works on every pyarrow; pyarrow 21 also adds portfolio_id from the path."""
+    file_export(tmp_path, portfolio, ALL_DATASETS, file_format="parquet").execute(context())
+    for dataset in ALL_DATASETS:
+        path = tmp_path / dataset / f"{PARTITION_COLUMN}={portfolio}" / f"{PARTITION}.parquet"
+        assert PARTITION_COLUMN not in pq.read_schema(path).names  # the file's own columns
+        table = pq.read_table(path)
+        if PARTITION_COLUMN in table.column_names:  # pyarrow 21 discovers the file's Hive folder, 26 does not
+            assert [str(v) for v in table.column(PARTITION_COLUMN).to_pylist()] == [portfolio] * table.num_rows
+            table = table.drop_columns([PARTITION_COLUMN])
+        written = table.to_pylist()
+        assert written, dataset
+        want = [
+            in_file(row) | {"extracted_at": written[0]["extracted_at"]} for row in expected_rows(dataset, portfolio)
+        ]
+        assert written == want, dataset
+
+
+def test_the_dataset_folder_reads_back_every_portfolio_s_rows_with_portfolio_id_from_the_path(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path
+) -> None:
+    """Two portfolios, the bigger split into parts: a lake folder as readers meet it, read three ways."""
+    other = connect_wallet(coinstats_conn, transactions=30, address="0x" + "2" * 40)
+    assert other != portfolio
+    for portfolio_id in (portfolio, other):
+        file_export(tmp_path, portfolio_id, ALL_DATASETS, file_format="parquet", max_rows_per_file=100).execute(
+            context()
+        )
+    assert len(list((tmp_path / "transactions" / f"{PARTITION_COLUMN}={portfolio}").iterdir())) == 3
+    for dataset in ALL_DATASETS:
+        folder = tmp_path / dataset
+        readers = {
+            "read_table": pq.read_table(folder),
+            "dataset": ds.dataset(folder, format="parquet", partitioning="hive").to_table(),
+            "README": ds.dataset(folder, format="parquet", partitioning=STRING_HIVE).to_table(),
+        }
+        assert readers["README"].schema.field(PARTITION_COLUMN).type == pa.string()
+        extracted = {  # each export's own extraction time
+            str(row[PARTITION_COLUMN]): row["extracted_at"]
+            for row in readers["dataset"].select([PARTITION_COLUMN, "extracted_at"]).to_pylist()
+        }
+        assert set(extracted) == {portfolio, other}, dataset
+        want = by_key(
+            dataset,
+            [
+                row | {"extracted_at": extracted[portfolio_id]}
+                for portfolio_id in (portfolio, other)
+                for row in expected_rows(dataset, portfolio_id)
+            ],
+        )
+        for reader, table in readers.items():
+            assert sorted(table.column_names) == sorted(get_schema(dataset).column_names()), (dataset, reader)
+            assert by_key(dataset, table.to_pylist()) == want, (dataset, reader)
+
+
+def test_the_lineage_schema_of_a_parquet_export_still_lists_portfolio_id(
+    coinstats_conn: Any, portfolio: str, tmp_path: Path
+) -> None:
+    """A guard, not a change: the facet describes the dataset (folder and files together), not one file."""
+    operator = file_export(tmp_path, portfolio, ["coins"], file_format="parquet")
+    operator.execute(context())
+    (output,) = operator.get_openlineage_facets_on_complete(None).outputs
+    fields = [field.name for field in output.facets["schema"].fields]
+    assert fields == get_schema("coins").column_names()
+    path = tmp_path / "coins" / f"{PARTITION_COLUMN}={portfolio}" / f"{PARTITION}.parquet"
+    assert fields == [PARTITION_COLUMN, *pq.read_schema(path).names]
+
+
+def test_a_portfolio_id_that_needs_quoting_comes_back_exactly_from_its_folder_name(tmp_path: Path) -> None:
+    ids = ["a b/c=d%é?#", "12345"]  # percent-encoded in the path; a numeric one stays text with STRING_HIVE
+    for portfolio_id in ids:
+        rows = [row | {PARTITION_COLUMN: portfolio_id} for row in sandbox_rows("coins", 3)]
+        target = dataset_file(storage_path(str(tmp_path)), "coins", portfolio_id, PARTITION, "parquet")
+        assert write_rows(target, "coins", rows, "parquet").rows == 3
+    assert sorted(p.name for p in (tmp_path / "coins").iterdir()) == [
+        "portfolio_id=12345",
+        "portfolio_id=a%20b%2Fc%3Dd%25%C3%A9%3F%23",
+    ]
+    lake = ds.dataset(tmp_path / "coins", format="parquet", partitioning=STRING_HIVE).to_table()
+    assert sorted(lake.column(PARTITION_COLUMN).to_pylist()) == sorted(ids * 3)
+    assert sorted(str(v) for v in pq.read_table(tmp_path / "coins").column(PARTITION_COLUMN).to_pylist()) == sorted(
+        ids * 3
+    )
+
+
+def test_a_row_of_another_portfolio_is_refused_rather_than_relabelled_by_the_folder(tmp_path: Path) -> None:
+    rows = sandbox_rows("coins", 3)  # portfolio_id p-parquet
+    target = dataset_file(storage_path(str(tmp_path)), "coins", "p-other", PARTITION, "parquet")
+    with pytest.raises(CoinStatsValidationError) as caught:
+        write_rows(target, "coins", rows, "parquet")
+    assert (
+        str(caught.value)
+        == "coins.portfolio_id: a row has 'p-parquet', but the file's partition folder holds 'p-other'"
+    )
+    assert list(target.parent.iterdir()) == []  # nothing published, no partial file left
 
 
 def test_the_arrow_types_come_from_the_column_catalogue() -> None:
@@ -111,6 +231,9 @@ def test_the_arrow_types_come_from_the_column_catalogue() -> None:
         for column in columns:
             if column.type == "decimal":
                 assert arrow_schema(dataset).field(column.name).type == pa.decimal128(column.precision, column.scale)
+        assert file_schema(dataset, ["portfolio_id"]) == arrow_schema(dataset).remove(0)
+    with pytest.raises(ValueError, match="dataset coins has no column 'wallet' to partition by"):
+        file_schema("coins", ["wallet"])
 
 
 def test_decimal_columns_declare_a_precision_and_scale_and_only_they_do() -> None:

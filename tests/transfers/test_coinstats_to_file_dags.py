@@ -34,10 +34,14 @@ def test_one_asset_event_per_dataset_covers_all_parts_and_the_xcom_lists_them(
     assert summary["transactions"]["files"] == [f"file://{p}" for p in parts]
     assert summary["transactions"]["bytes"] == sum(p.stat().st_size for p in parts)
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in parts) == summary["transactions"]["rows"] == 250
+    # The dataset folder reads as one Hive lake: portfolio_id comes from the folder, not the files.
+    assert "portfolio_id" not in pq.read_schema(parts[0]).names
+    table = pq.read_table(lake / "transactions")
+    assert [str(v) for v in table.column("portfolio_id").to_pylist()] == [portfolio] * 250
     assert len(summary["value"]["files"]) == 1  # one row: one part
 
     for dataset in ("transactions", "value"):
-        (event,) = asset_events(file_asset(str(lake), dataset).uri)
+        (event,) = asset_events(file_asset(str(lake), dataset).uri, dag_id="cs_test_parquet_parts")
         assert event["portfolio_id"] == portfolio
         assert event["rows"] == summary[dataset]["rows"]
         assert event["location"] == summary[dataset]["location"]
