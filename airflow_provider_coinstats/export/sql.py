@@ -337,9 +337,16 @@ class SqlTable:
                 raise CoinStatsValidationError(
                     "table", f"{self.table} does not exist; create it or set create_table=True"
                 )
-            with self._database("create"):
-                self.hook.run(self.create_table_sql(), autocommit=True)
-            created = True
+            try:
+                with self._database("create"):
+                    self.hook.run(self.create_table_sql(), autocommit=True)
+                created = True
+            except CoinStatsDestinationError:
+                # Two tasks creating the table at once (a DAG's first run loading portfolios in
+                # parallel): PostgreSQL's CREATE TABLE IF NOT EXISTS can still fail for the loser
+                # with a unique violation in its catalog. The winner's table is as good as ours.
+                if self.existing_columns() is None:
+                    raise
             columns = self.existing_columns()
             if columns is None:
                 raise CoinStatsValidationError("table", f"{self.table} could not be read after CREATE TABLE")
