@@ -338,6 +338,22 @@ def run_and_check(
                     log.write(f"planted by COINSTATS_E2E_BREAK=secret: {deployment.sandbox_api_key}\n")
             evidence = gather(api, deployment, export, report_ids)
         checks.results += evaluate(evidence).results
+        if checks.failed:
+            # The deployment's folder is deleted on exit: keep the failed tasks' errors in the CI log.
+            for path, line in task_log_errors(deployment.log_files()):
+                print(f"[e2e] {path.name}: {line}", flush=True)
+
+
+def task_log_errors(paths: list[Path], limit: int = 40) -> list[tuple[Path, str]]:
+    """Error lines of the task logs (``tasks/`` under the deployment's log folder), at most ``limit``."""
+    lines = [
+        (path, line.strip()[:400])
+        for path in paths
+        if "tasks" in path.parts
+        for line in path.read_text(errors="replace").splitlines()
+        if "ERROR" in line or "Error:" in line
+    ]
+    return lines[:limit]
 
 
 def queued_events(api: AirflowApi, dag_id: str) -> int:
