@@ -207,12 +207,6 @@ def _database_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 class SqlTable:
     """The table one dataset loads into, behind any common-sql ``DbApiHook``.
 
@@ -432,15 +426,13 @@ class SqlTable:
                     if self._adapt is not None:
                         params = [self._adapt(value) for value in params]
                     cursor.execute(f"DELETE FROM {self.quoted_table} WHERE {where}", params)
-            # Rows are read outside _database: a CoinStats error from the read keeps its own type.
-            for batch in _batches(rows, self.batch_size):
-                unique = self._unique(batch, portfolio_id)
+            for count, unique in self._batches(rows, portfolio_id, names):
                 with self._database("write"):
                     # Replace loads start from an emptied scope, so only a later batch can repeat a key.
                     if delete_keys and (replace_scope is None or read > 0):
-                        self._delete_keys(cursor, unique)
-                    write(cursor, [self._values(row, names) for row in unique])
-                read += len(batch)
+                        self._delete_keys(cursor, list(unique))
+                    write(cursor, list(unique.values()))
+                read += count
             with self._database("commit"):
                 conn.commit()
         except BaseException:
@@ -475,29 +467,55 @@ class SqlTable:
             return tuple(map(row.__getitem__, names))
         return self._adapt_row(row, names)
 
-    def _unique(self, batch: list[dict[str, Any]], portfolio_id: str) -> list[dict[str, Any]]:
-        # Pages can overlap when new transactions arrive mid-export; the last copy of a key wins.
-        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in batch:
-            if row["portfolio_id"] != portfolio_id:
-                raise CoinStatsValidationError("rows", f"a load takes one portfolio; got {row['portfolio_id']!r}")
-            by_key[tuple(row[name] for name in self.schema.key)] = row
-        return list(by_key.values())
+    def _batches(
+        self, rows: Iterable[dict[str, Any]], portfolio_id: str, names: Sequence[str]
+    ) -> Iterator[tuple[int, dict[tuple[Any, ...], tuple[Any, ...]]]]:
+        """Batches of up to ``batch_size`` rows: how many were read, and key -> value tuple, in order.
 
-    def _delete_keys(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        Pages can overlap when new transactions arrive mid-export: the last copy of a key wins (in
+        the place of the first). Each row becomes its key and its adapted values as it arrives, so
+        no batch of row dicts stays alive: the garbage collector's full passes, which scan every
+        surviving object, measured 1.5 s of a 100,000-transaction SQLite export before.
+        """
+        key_names = self.schema.key
+        to_values = self._values
+        iterator = iter(rows)
+        while True:
+            by_key: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            count = 0
+            # Rows are read outside _database: a CoinStats error from the read keeps its own type.
+            for row in islice(iterator, self.batch_size):
+                if row["portfolio_id"] != portfolio_id:
+                    raise CoinStatsValidationError("rows", f"a load takes one portfolio; got {row['portfolio_id']!r}")
+                key = tuple([row[name] for name in key_names])
+                try:
+                    by_key[key] = to_values(row, names)
+                except CoinStatsError:
+                    raise
+                except Exception as error:  # adapting a value is part of the write, as in _database
+                    raise self._failed("write", error) from error
+                count += 1
+            if not count:
+                return
+            yield count, by_key
+
+    def _delete_keys(self, cursor: Any, keys: Sequence[Sequence[Any]]) -> None:
+        """DELETE the rows whose keys (values in ``schema.key`` order, one portfolio) are ``keys``."""
         mark = self.hook.placeholder
-        key = [name for name in self.schema.key if name != "portfolio_id"]
+        positions = [i for i, name in enumerate(self.schema.key) if name != "portfolio_id"]
+        key = [self.schema.key[i] for i in positions]
+        portfolio_at = self.schema.key.index("portfolio_id")
         chunk = max(1, (_MAX_PARAMS - 1) // len(key))
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
             if len(key) == 1:
                 match = f"{self.quoted[key[0]]} IN ({', '.join([mark] * len(part))})"
             else:
                 one = "(" + " AND ".join(f"{self.quoted[name]} = {mark}" for name in key) + ")"
                 match = "(" + " OR ".join([one] * len(part)) + ")"
-            params: list[Any] = [rows[0]["portfolio_id"]]
-            for row in part:
-                params.extend(row[name] for name in key)
+            params: list[Any] = [keys[0][portfolio_at]]
+            for values in part:
+                params.extend(values[i] for i in positions)
             if self._adapt is not None:
                 params = [self._adapt(value) for value in params]
             where = f"{self.quoted['portfolio_id']} = {mark} AND {match}"

@@ -203,7 +203,7 @@ def test_dialects_without_a_server_here_upsert_by_delete_and_insert(hooks: dict[
     cursor = RecordingCursor()
     write, delete_keys = table._writer()
     assert delete_keys
-    table._delete_keys(cursor, rows)
+    table._delete_keys(cursor, [tuple(row[name] for name in table.schema.key) for row in rows])
     write(cursor, [table._values(row, table.schema.column_names()) for row in rows])
     assert cursor.statements == GOLDEN_DELETE_INSERT[dialect]
 
