@@ -229,11 +229,11 @@ def _paged_items(
     or a full page at :data:`~airflow_provider_coinstats.hooks.coinstats.MAX_PAGES` raises
     :class:`~airflow_provider_coinstats.exceptions.CoinStatsPaginationError` instead of paying on.
     """
-    from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, PageGuard, _items
+    from airflow_provider_coinstats.hooks.coinstats import MAX_PAGES, PageGuard, response_items
 
     def fetch(page: int) -> list[Any]:
         request = build(page)
-        return _items(hook.run(request), request, keys)
+        return response_items(hook.run(request), request, keys)
 
     guard = PageGuard(o.page_limit, max_pages=MAX_PAGES)
     pages = read_pages(fetch, page_size=o.page_limit, in_flight=o.max_pages_in_flight, max_pages=MAX_PAGES, stop=stop)

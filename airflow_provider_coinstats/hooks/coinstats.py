@@ -331,7 +331,7 @@ class CoinStatsHook(CoinStatsHookBase):
 
     def list_portfolios(self) -> list[dict[str, Any]]:
         request = builders.list_portfolios()
-        return _items(self.run(request), request, ("result",))
+        return response_items(self.run(request), request, ("result",))
 
     def get_portfolio_status(self, portfolio_id: str) -> str:
         """``syncing`` or ``synced``."""
@@ -382,7 +382,7 @@ class CoinStatsHook(CoinStatsHookBase):
     def get_portfolio_chart(self, portfolio_id: PortfolioRef, chart_type: str = "1m") -> list[list[float]]:
         """``[[timestamp_ms, usd, btc, eth], ...]``."""
         request = builders.portfolio_chart(portfolio_id, chart_type)
-        return _items(self.run(request), request, ("result",))  # type: ignore[return-value]
+        return response_items(self.run(request), request, ("result",))  # type: ignore[return-value]
 
     def iter_portfolio_transactions(
         self,
@@ -408,7 +408,7 @@ class CoinStatsHook(CoinStatsHookBase):
                 to_date=to_date,
             ),
             limit,
-            ("data", "result"),
+            TRANSACTION_LIST_KEYS,
             start_page=start_page,
             max_pages=max_pages,
         )
@@ -462,19 +462,19 @@ class CoinStatsHook(CoinStatsHookBase):
             to_date=to_date,
             currency=currency,
         )
-        return _items(self.run(request), request, ("result", "data"))
+        return response_items(self.run(request), request, ("result", "data"))
 
     # --- discovery and account ------------------------------------------------------------------
 
     def get_blockchains(self) -> list[dict[str, Any]]:
         """Networks POST /portfolio/wallet accepts (``connectionId`` is the blockchain id)."""
         request = builders.wallet_blockchains()
-        return _items(self.run(request), request, ("result",))
+        return response_items(self.run(request), request, ("result",))
 
     def get_supported_exchanges(self) -> list[dict[str, Any]]:
         """Exchanges with the ``connectionFields`` each one requires."""
         request = builders.exchange_support()
-        return _items(self.run(request), request, ("result",))
+        return response_items(self.run(request), request, ("result",))
 
     def get_usage_credits(self) -> dict[str, Any]:
         """``{totalCredits, usedCredits, remainingCredits, subscription}``; free."""
@@ -512,7 +512,7 @@ class CoinStatsHook(CoinStatsHookBase):
             page = start_page
             while True:
                 request = build(page)
-                items = _items(self.run(request), request, keys)
+                items = response_items(self.run(request), request, keys)
                 guard.check_repeat(request, page, items)
                 yield from items
                 if guard.is_last(request, page, items):
@@ -604,6 +604,10 @@ def _page_fingerprint(items: list[Any]) -> tuple[int, str, str] | None:
     return len(items), first, last
 
 
+#: Where a transactions page keeps its rows (``data`` in the documented shape, ``result`` in older answers).
+TRANSACTION_LIST_KEYS: Final = ("data", "result")
+
+
 def _object(payload: Any, request: ApiRequest) -> dict[str, Any]:
     """The JSON object of an answer; an empty answer (e.g. a bare DELETE) is ``{}``."""
     if payload is None:
@@ -615,7 +619,7 @@ def _object(payload: Any, request: ApiRequest) -> dict[str, Any]:
     )
 
 
-def _items(payload: Any, request: ApiRequest, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+def response_items(payload: Any, request: ApiRequest, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """The list of records in an answer: a bare list, or the first of ``keys`` that holds one."""
     if isinstance(payload, list):
         return payload

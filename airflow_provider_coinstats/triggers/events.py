@@ -158,9 +158,11 @@ class CoinStatsNewTransactionsTrigger(BaseEventTrigger):
     async def _check(self, hook: CoinStatsAsyncHook, request: ApiRequest, public_id: str) -> Newest | None:
         """The newest transaction now, or ``None`` after a transient failure (logged)."""
         from airflow_provider_coinstats.export.row_key import transaction_row_key
+        from airflow_provider_coinstats.hooks.coinstats import TRANSACTION_LIST_KEYS, response_items
 
         try:
-            payload = await hook.run(request)
+            # An answer without a transaction list is CoinStatsInvalidResponseError: transient.
+            rows = response_items(await hook.run(request), request, TRANSACTION_LIST_KEYS)
         except CoinStatsUnauthorizedError as error:
             if await hook.reread_connection():
                 self.log.warning("CoinStats watcher of %s: key rejected; the next check uses the new one", public_id)
@@ -171,11 +173,8 @@ class CoinStatsNewTransactionsTrigger(BaseEventTrigger):
                 raise _Permanent(f"CoinStats watcher of {public_id}: {error}") from None
             self.log.warning("CoinStats watcher of %s: check failed, the next one retries: %s", public_id, error)
             return None
-        rows = payload
-        if isinstance(payload, dict):
-            rows = next((payload[k] for k in ("data", "result") if isinstance(payload.get(k), list)), None)
-        if not isinstance(rows, list) or (rows and not isinstance(rows[0], dict)):
-            self.log.warning("CoinStats watcher of %s: answer without a transaction list; next check", public_id)
+        if rows and not isinstance(rows[0], dict):
+            self.log.warning("CoinStats watcher of %s: answer without transaction rows; next check", public_id)
             return None
         if not rows:
             return Newest(None, None)
